@@ -1,0 +1,30 @@
+# Two commands: `make demo` mattes the bundled example, `make test` runs the test suite.
+# Both create .venv and install what they need first.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test parity bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# Pinned so pip takes the CPU wheel; an unpinned torch pulls gigabytes of CUDA packages.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+parity: $(STAMP)
+	$(BIN)/python ../shared/reference/parity/check_parity.py tests/parity_adapter.py
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/speed.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info

@@ -1,0 +1,112 @@
+"""DiffMatteConfig: which encoder, which decoder widths, which diffusion; named presets."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..diffusion.sampler import DiffusionConfig
+from ..encoders import encoder_config, list_encoders
+from .dunet import DUNetConfig
+
+__all__ = ["DiffMatteConfig", "get_preset", "list_presets", "register_preset"]
+
+
+@dataclass(frozen=True)
+class DiffMatteConfig:
+    encoder: str
+    encoder_config: Any
+    decoder: DUNetConfig = field(default_factory=DUNetConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        if self.encoder not in list_encoders():
+            raise ValueError(f"unknown encoder {self.encoder!r}; known encoders: {', '.join(list_encoders())}")
+        channels = getattr(self.encoder_config, "embed_dim", None)
+        if self.encoder == "vit" and channels != self.decoder.feature_channels:
+            raise ValueError(
+                f"ViT width {channels} does not match the decoder's feature width {self.decoder.feature_channels}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "encoder": self.encoder,
+            "encoder_config": asdict(self.encoder_config),
+            "decoder": asdict(self.decoder),
+            "diffusion": asdict(self.diffusion),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DiffMatteConfig":
+        try:
+            return cls(
+                encoder=d["encoder"],
+                encoder_config=encoder_config(d["encoder"], **_tuples(d["encoder_config"])),
+                decoder=DUNetConfig(**_tuples(d["decoder"])),
+                diffusion=DiffusionConfig(**d.get("diffusion", {})),
+                name=d.get("name", "custom"),
+            )
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"not a valid DiffMatte config ({e}): {d}") from e
+
+
+def _tuples(d: dict[str, Any]) -> dict[str, Any]:
+    # JSON turns tuples into lists; the frozen configs want tuples.
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+
+
+def _vit(name: str, embed_dim: int = 384, heads: int = 6, img_size: int = 512, **vit: Any) -> DiffMatteConfig:
+    return DiffMatteConfig(
+        encoder="vit",
+        encoder_config=encoder_config("vit", embed_dim=embed_dim, num_heads=heads, img_size=img_size, **vit),
+        decoder=DUNetConfig(upsample_in=(embed_dim, 256, 128, 64, 32)),
+        name=name,
+    )
+
+
+def _stride32(name: str, encoder: str, width: int, **enc: Any) -> DiffMatteConfig:
+    return DiffMatteConfig(
+        encoder=encoder,
+        encoder_config=encoder_config(encoder, **enc),
+        decoder=DUNetConfig(downsample_in=(7, 32, 64, 128, 128), upsample_in=(width, 256, 256, 128, 64, 32)),
+        name=name,
+    )
+
+
+def _build_presets() -> dict[str, DiffMatteConfig]:
+    return {
+        # the official models (configs/ViTS.py, ViTB.py, ViTS_1024.py, res34.py, swin_t.py)
+        "vits": _vit("vits"),
+        "vitb": _vit("vitb", embed_dim=768, heads=12),
+        "vits_1024": _vit("vits_1024", img_size=1024),
+        "res34": _stride32("res34", "resnet34", 512),
+        "swin_t": _stride32("swin_t", "swin_t", 768),
+    }
+
+
+_PRESETS: dict[str, DiffMatteConfig] = {}
+
+
+def _presets() -> dict[str, DiffMatteConfig]:
+    if not _PRESETS:
+        _PRESETS.update(_build_presets())
+    return _PRESETS
+
+
+def list_presets() -> list[str]:
+    return list(_presets())
+
+
+def get_preset(name: str) -> DiffMatteConfig:
+    presets = _presets()
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(presets)}")
+    return presets[name]
+
+
+def register_preset(config: DiffMatteConfig) -> None:
+    presets = _presets()
+    if config.name in presets:
+        raise ValueError(f"preset {config.name!r} already exists")
+    presets[config.name] = config

@@ -1,0 +1,76 @@
+"""DiffMatteNet: a matting encoder plus the DUNet diffusion decoder.
+
+The encoder runs once per image (:meth:`DiffMatteNet.encode`); the decoder runs once per
+sampling step (:meth:`DiffMatteNet.denoise`). State-dict keys are the official ones
+without the leading ``model.`` (``backbone.*``, ``decoder.*``), so official checkpoints load
+strictly. This module never reads files and never draws noise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..encoders import create_encoder
+from ..transforms import normalize_image, pad_to, padded_size, trimap_onehot
+from .configuration import DiffMatteConfig
+from .dunet import DUNet
+
+__all__ = ["DiffMatteNet", "EncodedImage"]
+
+
+@dataclass
+class EncodedImage:
+    """What every sampling step reuses: encoder features and the padded decoder condition."""
+
+    features: Tensor  # (B, C, Hp / stride, Wp / stride)
+    condition: Tensor  # (B, 6, Hp, Wp): 2 * [normalised RGB, one-hot trimap] - 1, zero padding
+    size: tuple[int, int]  # (H, W) before padding
+
+
+class DiffMatteNet(nn.Module):
+    def __init__(self, config: DiffMatteConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = create_encoder(config.encoder, config.encoder_config)
+        self.decoder = DUNet(config.decoder)
+        if self.backbone.out_channels != config.decoder.feature_channels:
+            raise ValueError(
+                f"encoder {config.encoder!r} gives {self.backbone.out_channels} channels but the decoder "
+                f"expects {config.decoder.feature_channels}"
+            )
+        if self.backbone.stride != config.decoder.feature_stride:
+            raise ValueError(
+                f"encoder stride {self.backbone.stride} does not match the decoder's {config.decoder.feature_stride}"
+            )
+        if config.decoder.in_channels != 7:
+            raise ValueError(f"the decoder input is 6 condition channels + x_t, got {config.decoder.in_channels}")
+
+    def encoder_input(self, image: Tensor, trimap: Tensor) -> tuple[Tensor, Tensor]:
+        """Padded (encoder input, decoder condition) for image (B,3,H,W), trimap (B,1,H,W)."""
+        rgb = normalize_image(image)
+        onehot = trimap_onehot(trimap)
+        if self.backbone.trimap_encoding == "raw":
+            enc = torch.cat([rgb, trimap], dim=1)
+        else:
+            enc = torch.cat([rgb, onehot], dim=1)
+        # The official code maps the whole condition, normalised RGB included, through 2c - 1.
+        cond = torch.cat([rgb, onehot], dim=1).mul_(2).sub_(1)
+        hp, wp = padded_size(image.shape[-2], image.shape[-1])
+        return pad_to(enc, hp, wp), pad_to(cond, hp, wp)
+
+    def encode(self, image: Tensor, trimap: Tensor) -> EncodedImage:
+        enc, cond = self.encoder_input(image, trimap)
+        return EncodedImage(self.backbone(enc), cond, (image.shape[-2], image.shape[-1]))
+
+    def denoise(self, encoded: EncodedImage, x_in: Tensor, t: Tensor) -> Tensor:
+        """x0_hat (B, 1, H, W) in (-1, 1) from the normalised noisy matte x_in (B, 1, H, W)."""
+        return 2.0 * torch.sigmoid(self.denoise_logits(encoded, x_in, t)) - 1.0
+
+    def denoise_logits(self, encoded: EncodedImage, x_in: Tensor, t: Tensor) -> Tensor:
+        h, w = encoded.size
+        hp, wp = encoded.condition.shape[-2:]
+        x = torch.cat([encoded.condition, pad_to(x_in, hp, wp)], dim=1)
+        logits = self.decoder(x, t, encoded.features)
+        return logits[:, :, :h, :w]
