@@ -1,0 +1,62 @@
+"""Named models: the weights that ship inside the package, and checkpoints given by path.
+
+Nothing is ever downloaded. A name resolves to a file under ``diffmatte/weights/`` whose
+sha256 is recorded here; anything else must be an existing file path.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .errors import CheckpointError
+
+__all__ = ["PackagedModel", "PACKAGED_MODELS", "DEFAULT_MODEL", "resolve_model_path", "load_model", "sha256_file"]
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    name: str
+    filename: str
+    sha256: str
+    description: str
+
+
+# Filled in when a trained model is added to diffmatte/weights (see MODEL_CARD.md there).
+PACKAGED_MODELS: dict[str, PackagedModel] = {}
+DEFAULT_MODEL = "default"
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_model_path(spec: str | None) -> Path:
+    """Path of the weights named by ``spec``: a packaged model name or a file path."""
+    spec = spec or DEFAULT_MODEL
+    if spec in PACKAGED_MODELS:
+        entry = PACKAGED_MODELS[spec]
+        path = Path(str(resources.files("diffmatte") / "weights" / entry.filename))
+        if not path.is_file():
+            raise CheckpointError(f"packaged model {spec!r} is missing its file {path}; reinstall diffmatte")
+        return path
+    path = Path(spec)
+    if path.is_file():
+        return path
+    known = ", ".join(sorted(PACKAGED_MODELS)) or "none packaged yet"
+    raise CheckpointError(f"model {spec!r} is neither a packaged model ({known}) nor an existing checkpoint file")
+
+
+def load_model(spec: str | None = None, preset: str | None = None):  # -> DiffMatte (imported late: torch)
+    from .pipeline import DiffMatte
+
+    path = resolve_model_path(spec)
+    if spec in PACKAGED_MODELS and sha256_file(path) != PACKAGED_MODELS[spec].sha256:
+        raise CheckpointError(f"packaged model {spec!r} at {path} fails its sha256 check; reinstall diffmatte")
+    return DiffMatte.from_checkpoint(path, preset=preset)
