@@ -87,6 +87,19 @@ class _SpectralWeights(nn.Module):
         self.weight_v = nn.Parameter(_l2normalize(torch.randn(fan)), requires_grad=False)
         self.weight_bar = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         nn.init.xavier_uniform_(self.weight_bar)
+        self.reset_singular_vectors()
+
+    @torch.no_grad()
+    def reset_singular_vectors(self, iterations: int = 20) -> None:
+        """Converge u, v for the current weight_bar.
+
+        Random u, v give sigma near zero or negative, so a freshly built model would give
+        NaN or sign-flipped features in eval mode; loaded checkpoints overwrite u, v anyway.
+        """
+        matrix = self.weight_bar.reshape(self.weight_bar.shape[0], -1)
+        for _ in range(iterations):
+            self.weight_v.copy_(_l2normalize(torch.mv(matrix.t(), self.weight_u)))
+            self.weight_u.copy_(_l2normalize(torch.mv(matrix, self.weight_v)))
 
 
 class SpectralNormConv2d(nn.Module):

@@ -82,6 +82,23 @@ def _build_presets() -> dict[str, DiffMatteConfig]:
         "vits_1024": _vit("vits_1024", img_size=1024),
         "res34": _stride32("res34", "resnet34", 512),
         "swin_t": _stride32("swin_t", "swin_t", 768),
+        # tiny models for tests and smoke runs (seconds on a CPU, not for real mattes)
+        "tiny_vit": DiffMatteConfig(
+            encoder="vit",
+            encoder_config=encoder_config(
+                "vit", embed_dim=32, num_heads=2, depth=2, global_blocks=(1,), window_size=4, img_size=64
+            ),
+            decoder=DUNetConfig(downsample_in=(7, 8, 8, 16), upsample_in=(32, 16, 16, 8, 8), head_channels=8),
+            name="tiny_vit",
+        ),
+        "tiny_res34": DiffMatteConfig(
+            encoder="resnet34",
+            encoder_config=encoder_config(
+                "resnet34", layers=(1, 1, 1, 1), stem_widths=(8, 8, 16), stage_widths=(16, 16, 32, 32)
+            ),
+            decoder=DUNetConfig(downsample_in=(7, 8, 8, 16, 16), upsample_in=(32, 16, 16, 16, 8, 8), head_channels=8),
+            name="tiny_res34",
+        ),
     }
 
 
