@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+# The repo sits beside the read-only shared/ folder (../shared from the repo root).
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+PARITY_DIR = SHARED / "reference" / "parity"
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    # Tests run on 2-core machines; fixed threads keep timings and reductions stable.
+    torch.set_num_threads(2)
+    yield
+
+
+def official_keys(model: str) -> dict[str, tuple[tuple[int, ...], str]]:
+    """key (without 'model.') -> (shape, dtype) from keys_<model>.txt."""
+    path = PARITY_DIR / f"keys_{model}.txt"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (the shared reference folder is absent)")
+    out = {}
+    for line in path.read_text().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, shape, dtype, _ = line.split("\t")
+        dims = tuple(int(s) for s in shape.strip("[]").split(",") if s.strip())
+        out[key.removeprefix("model.")] = (dims, dtype)
+    return out

@@ -1,0 +1,82 @@
+"""Decoder, ViT attention chunking, padding rule and config validation."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from diffmatte import DiffMatteConfig, DiffMatteNet, get_preset
+from diffmatte.encoders import create_encoder, list_encoders
+from diffmatte.encoders.vit import ViTConfig
+from diffmatte.models.dunet import DUNet, DUNetConfig, timestep_embedding
+from diffmatte.transforms import padded_size, trimap_onehot
+
+
+@pytest.mark.parametrize(
+    "hw, expected",
+    [((64, 96), (64, 96)), ((64, 100), (96, 128)), ((50, 70), (64, 96)), ((32, 32), (32, 32)), ((33, 64), (64, 96))],
+)
+def test_official_padding_rule(hw, expected) -> None:
+    assert padded_size(*hw) == expected
+
+
+def test_trimap_onehot_order_is_bg_unknown_fg() -> None:
+    t = torch.tensor([0.0, 0.5, 1.0]).view(1, 1, 1, 3)
+    assert torch.equal(trimap_onehot(t)[0, :, 0], torch.eye(3))
+
+
+def test_timestep_embedding_cosines_first() -> None:
+    e = timestep_embedding(torch.tensor([0.0, 1.0]), 32)
+    assert torch.equal(e[0, :16], torch.ones(16)) and torch.equal(e[0, 16:], torch.zeros(16))
+    assert abs(float(e[1, 0]) - float(torch.cos(torch.tensor(1.0)))) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "down, up, stride",
+    [((7, 8, 8, 16), (32, 16, 16, 8, 8), 16), ((7, 8, 8, 16, 16), (24, 16, 16, 16, 8, 8), 32)],
+)
+def test_dunet_shapes(down, up, stride) -> None:
+    net = DUNet(DUNetConfig(downsample_in=down, upsample_in=up, head_channels=4)).eval()
+    assert net.config.feature_stride == stride
+    x = torch.randn(2, 7, 64, 96)
+    feats = torch.randn(2, up[0], 64 // stride, 96 // stride)
+    assert net(x, torch.rand(2), feats).shape == (2, 1, 64, 96)
+
+
+def test_dunet_config_validation() -> None:
+    with pytest.raises(ValueError, match="one entry more"):
+        DUNetConfig(downsample_in=(7, 8), upsample_in=(8,))
+
+
+def test_chunked_global_attention_equals_unchunked() -> None:
+    torch.manual_seed(0)
+    base = dict(embed_dim=32, num_heads=2, depth=2, global_blocks=(1,), window_size=4, img_size=64)
+    whole = create_encoder("vit", ViTConfig(**base, attn_chunk_tokens=10**6)).eval()
+    chunked = create_encoder("vit", ViTConfig(**base, attn_chunk_tokens=7))  # 7 tokens -> 1 row per chunk
+    for p in whole.parameters():  # non-zero rel-pos tables so the bias path is exercised
+        if p.dim() == 2 and p.shape[1] == 16:
+            torch.nn.init.normal_(p, std=0.5)
+    chunked.load_state_dict(whole.state_dict())
+    chunked.eval()
+    x = torch.randn(2, 4, 96, 128)
+    with torch.inference_mode():
+        torch.testing.assert_close(chunked(x), whole(x), atol=1e-5, rtol=1e-5)
+
+
+def test_encoder_registry_rejects_unknown_names() -> None:
+    assert {"vit", "resnet34", "swin_t"} <= set(list_encoders())
+    with pytest.raises(ValueError, match="known encoders"):
+        create_encoder("resnet999")
+
+
+def test_config_round_trips_through_dict() -> None:
+    for name in ["vits", "res34", "swin_t", "tiny_vit", "tiny_res34"]:
+        cfg = get_preset(name)
+        assert DiffMatteConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_mismatched_encoder_and_decoder_are_rejected() -> None:
+    cfg = get_preset("tiny_res34")
+    bad = DiffMatteConfig(encoder=cfg.encoder, encoder_config=cfg.encoder_config,
+                          decoder=DUNetConfig(downsample_in=(7, 8, 8, 16, 16), upsample_in=(48, 16, 16, 16, 8, 8)))
+    with pytest.raises(ValueError, match="channels"):
+        DiffMatteNet(bad)
