@@ -50,8 +50,8 @@ def test_dunet_config_validation() -> None:
 def test_chunked_global_attention_equals_unchunked() -> None:
     torch.manual_seed(0)
     base = dict(embed_dim=32, num_heads=2, depth=2, global_blocks=(1,), window_size=4, img_size=64)
-    whole = create_encoder("vit", ViTConfig(**base, attn_chunk_tokens=10**6)).eval()
-    chunked = create_encoder("vit", ViTConfig(**base, attn_chunk_tokens=7))  # 7 tokens -> 1 row per chunk
+    whole = create_encoder("vit", ViTConfig(**base, attn_max_bias_elements=10**9)).eval()
+    chunked = create_encoder("vit", ViTConfig(**base, attn_max_bias_elements=1))  # one query row per chunk
     for p in whole.parameters():  # non-zero rel-pos tables so the bias path is exercised
         if p.dim() == 2 and p.shape[1] == 16:
             torch.nn.init.normal_(p, std=0.5)

@@ -39,6 +39,7 @@ _BUILTIN: dict[str, tuple[str, str, str]] = {
     "vit": ("vit", "ViTConfig", "ViTEncoder"),
     "resnet34": ("resnet34", "ResNet34Config", "ResNet34Encoder"),
     "swin_t": ("swin_t", "SwinTConfig", "SwinTEncoder"),
+    "efficientnet_lite0": ("efficientnet_lite", "EfficientNetLiteConfig", "EfficientNetLiteEncoder"),
 }
 
 

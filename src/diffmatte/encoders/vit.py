@@ -36,8 +36,9 @@ class ViTConfig:
     # The pretrained absolute position embedding is a 14x14 grid plus a class-token slot.
     pretrain_grid: int = 14
     drop_path_rate: float = 0.0
-    # Queries per chunk in global attention; bounds memory at large images.
-    attn_chunk_tokens: int = 4096
+    # Largest attention bias (batch * heads * queries * keys elements) built at once:
+    # global attention runs in chunks of query rows under this budget (2**26 = 256 MiB fp32).
+    attn_max_bias_elements: int = 2**26
 
     def __post_init__(self) -> None:
         if self.embed_dim % self.num_heads:
@@ -50,8 +51,8 @@ class ViTConfig:
             raise ValueError(f"global_blocks {self.global_blocks} must index blocks 0..{self.depth - 1}")
         if self.img_size % self.patch_size:
             raise ValueError(f"img_size {self.img_size} must be a multiple of patch_size {self.patch_size}")
-        if self.attn_chunk_tokens < 1:
-            raise ValueError("attn_chunk_tokens must be positive")
+        if self.attn_max_bias_elements < 1:
+            raise ValueError("attn_max_bias_elements must be positive")
 
     @property
     def head_dim(self) -> int:
@@ -94,7 +95,7 @@ class ViTAttention(nn.Module):
         super().__init__()
         self.num_heads = config.num_heads
         self.head_dim = config.head_dim
-        self.chunk_tokens = config.attn_chunk_tokens
+        self.max_bias_elements = config.attn_max_bias_elements
         self.qkv = nn.Linear(config.embed_dim, 3 * config.embed_dim, bias=True)
         self.proj = nn.Linear(config.embed_dim, config.embed_dim)
         self.rel_pos_h = nn.Parameter(torch.zeros(2 * rel_pos_size - 1, self.head_dim))
@@ -104,11 +105,12 @@ class ViTAttention(nn.Module):
         b, h, w, c = x.shape
         n = h * w
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, nh, N, hd)
+        # Contiguous once here, or SDPA copies the strided k and v again for every chunk.
+        q, k, v = (t.contiguous() for t in qkv.unbind(0))  # each (B, nh, N, hd)
         rh = _rel_pos_embeddings(h, h, self.rel_pos_h)  # (h, h, hd)
         rw = _rel_pos_embeddings(w, w, self.rel_pos_w)  # (w, w, hd)
         # Chunk over whole rows of queries so each chunk's bias is (rows*w, N) instead of (N, N).
-        rows = max(1, self.chunk_tokens // w)
+        rows = max(1, self.max_bias_elements // (b * self.num_heads * w * n))
         out = torch.empty_like(q)
         for r0 in range(0, h, rows):
             r1 = min(h, r0 + rows)
@@ -117,7 +119,11 @@ class ViTAttention(nn.Module):
             # The relative terms use the unscaled q (as the official code does).
             rel_h = torch.einsum("bnyxc,ykc->bnyxk", qg, rh[r0:r1])  # (B, nh, rows, w, h)
             rel_w = torch.einsum("bnyxc,xkc->bnyxk", qg, rw)  # (B, nh, rows, w, w)
-            bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(b, self.num_heads, qc.shape[2], n)
+            # Summed into a contiguous buffer: a plain `+` keeps the einsum's strides and the
+            # reshape to (B, nh, m, N) would then copy the largest tensor of the block.
+            bias = qc.new_empty(b, self.num_heads, r1 - r0, w, h, w)
+            torch.add(rel_h[..., :, None], rel_w[..., None, :], out=bias)
+            bias = bias.view(b, self.num_heads, qc.shape[2], n)
             out[:, :, r0 * w : r1 * w] = F.scaled_dot_product_attention(qc, k, v, attn_mask=bias)
         out = out.transpose(1, 2).reshape(b, h, w, c)
         return self.proj(out)

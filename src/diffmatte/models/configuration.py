@@ -82,6 +82,14 @@ def _build_presets() -> dict[str, DiffMatteConfig]:
         "vits_1024": _vit("vits_1024", img_size=1024),
         "res34": _stride32("res34", "resnet34", 512),
         "swin_t": _stride32("swin_t", "swin_t", 768),
+        # CPU model: ImageNet EfficientNet-Lite0 encoder (4.7 M) and a DUNet at half the
+        # Res34 widths, so a decoder step costs about a quarter of the official one.
+        "lite0": DiffMatteConfig(
+            encoder="efficientnet_lite0",
+            encoder_config=encoder_config("efficientnet_lite0"),
+            decoder=DUNetConfig(downsample_in=(7, 16, 32, 64, 64), upsample_in=(320, 128, 128, 64, 32, 16)),
+            name="lite0",
+        ),
         # tiny models for tests and smoke runs (seconds on a CPU, not for real mattes)
         "tiny_vit": DiffMatteConfig(
             encoder="vit",
