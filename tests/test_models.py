@@ -80,3 +80,23 @@ def test_mismatched_encoder_and_decoder_are_rejected() -> None:
                           decoder=DUNetConfig(downsample_in=(7, 8, 8, 16, 16), upsample_in=(48, 16, 16, 16, 8, 8)))
     with pytest.raises(ValueError, match="channels"):
         DiffMatteNet(bad)
+
+
+@pytest.mark.parametrize("preset", ["tiny_vit", "tiny_res34"])
+@pytest.mark.parametrize("budget", [1, 2000, 10**9])
+def test_banded_decoder_equals_unbanded(preset: str, budget: int) -> None:
+    torch.manual_seed(0)
+    net = DiffMatteNet(get_preset(preset)).eval()
+    for m in net.decoder.modules():  # non-trivial batch-norm statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.3)
+            m.running_var.uniform_(0.5, 2.0)
+    image, trimap = torch.rand(2, 3, 150, 70), torch.full((2, 1, 150, 70), 0.5)
+    with torch.inference_mode():
+        enc = net.encode(image, trimap)
+        hp, wp = enc.condition.shape[-2:]
+        x = torch.cat([enc.condition, torch.randn(2, 1, hp, wp)], dim=1)
+        t = torch.rand(2)
+        whole = net.decoder(x, t, enc.features)
+        banded = net.decoder(x, t, enc.features, max_band_pixels=budget)
+    torch.testing.assert_close(banded, whole, atol=1e-5, rtol=1e-5)

@@ -37,8 +37,8 @@ class ViTConfig:
     pretrain_grid: int = 14
     drop_path_rate: float = 0.0
     # Largest attention bias (batch * heads * queries * keys elements) built at once:
-    # global attention runs in chunks of query rows under this budget (2**26 = 256 MiB fp32).
-    attn_max_bias_elements: int = 2**26
+    # global attention runs in chunks of query rows under this budget (2**25 = 128 MiB fp32).
+    attn_max_bias_elements: int = 2**25
 
     def __post_init__(self) -> None:
         if self.embed_dim % self.num_heads:

@@ -104,11 +104,15 @@ class DUNetBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = out + self.emb_layers(emb)[:, :, None, None]
+        # Without autograd, work in place: full-resolution maps are the memory peak.
+        inplace = not torch.is_grad_enabled()
+        out = F.relu(self.bn1(self.conv1(x)), inplace=inplace)
+        shift = self.emb_layers(emb)[:, :, None, None]
+        out = out.add_(shift) if inplace else out + shift
         out = self.bn2(self.conv2(out))
         shortcut = self.upsample(x) if self.up else self.downsample(x)
-        return F.relu(out + shortcut)
+        out = out.add_(shortcut) if inplace else out + shortcut
+        return F.relu(out, inplace=inplace)
 
 
 class DUNetHead(nn.Module):
@@ -148,7 +152,16 @@ class DUNet(nn.Module):
         )
         self.matting_head = DUNetHead(upw[-1], config.head_channels)
 
-    def forward(self, decoder_input: Tensor, t: Tensor, features: Tensor) -> Tensor:
+    def forward(
+        self, decoder_input: Tensor, t: Tensor, features: Tensor, max_band_pixels: int | None = None
+    ) -> Tensor:
+        """Logits (B, 1, H, W).
+
+        ``max_band_pixels`` bounds memory: the two finest up blocks and the head (most of
+        the memory and half the arithmetic) then run in horizontal bands of at most that
+        many output pixels, each with a halo of rows that is cropped off again. Eval-mode
+        batch norm is per pixel, so the result equals the unbanded one.
+        """
         emb = self.time_embed(timestep_embedding(t, self.config.model_channels).to(decoder_input.dtype))
         skips = []
         x = decoder_input
@@ -156,6 +169,37 @@ class DUNet(nn.Module):
             x = blk(x, emb)
             skips.append(x)
         x = self.mid_blk(features, emb)
-        for blk in self.up_blks:
+        n_tail = min(_TAIL_BLOCKS, len(self.up_blks))
+        for blk in self.up_blks[: len(self.up_blks) - n_tail]:
             x = blk(torch.cat([x, skips.pop()], dim=1), emb)
+        tail_skips = skips[::-1]  # finest last, in the order the tail blocks take them
+        del skips
+        scale = 2**n_tail
+        h_out, w_out = x.shape[-2] * scale, x.shape[-1] * scale
+        if max_band_pixels is None or x.shape[0] * h_out * w_out <= max_band_pixels:
+            return self._tail(x, tail_skips, emb)
+        if self.training:
+            raise ValueError("banded decoding is for inference: training-mode batch norm is not per pixel")
+        rows = max(scale, max_band_pixels // (x.shape[0] * w_out) // scale * scale)
+        bands = []
+        for top in range(0, h_out, rows):
+            bottom = min(h_out, top + rows)
+            r0 = max(0, top // scale - _TAIL_HALO)
+            r1 = min(x.shape[-2], bottom // scale + _TAIL_HALO)
+            band_skips = [s[..., r0 * 2**k : r1 * 2**k, :] for k, s in enumerate(tail_skips)]
+            y = self._tail(x[..., r0:r1, :], band_skips, emb)
+            bands.append(y[..., top - r0 * scale : bottom - r0 * scale, :])
+        return torch.cat(bands, dim=-2)
+
+    def _tail(self, x: Tensor, skips: list[Tensor], emb: Tensor) -> Tensor:
+        for blk, skip in zip(self.up_blks[len(self.up_blks) - len(skips) :], skips):
+            x = blk(torch.cat([x, skip], dim=1), emb)
         return self.matting_head(x)
+
+
+# The tail run in bands: the up blocks writing stride 2 and stride 1.
+_TAIL_BLOCKS = 2
+# Rows of halo at the tail's input resolution (stride 4). A cut row disturbs about three
+# stride-4 rows' worth of output (transposed conv, bilinear shortcut and 3x3 convs at
+# each level); six keep every kept row exact.
+_TAIL_HALO = 6

@@ -44,6 +44,9 @@ class DiffMatteNet(nn.Module):
             raise ValueError(
                 f"encoder stride {self.backbone.stride} does not match the decoder's {config.decoder.feature_stride}"
             )
+        # Inference-time memory bound of the decoder's full-resolution tail (output pixels
+        # per band); does not change results. None: no banding.
+        self.decoder_band_pixels: int | None = 1 << 18
         if config.decoder.in_channels != 7:
             raise ValueError(f"the decoder input is 6 condition channels + x_t, got {config.decoder.in_channels}")
 
@@ -72,5 +75,6 @@ class DiffMatteNet(nn.Module):
         h, w = encoded.size
         hp, wp = encoded.condition.shape[-2:]
         x = torch.cat([encoded.condition, pad_to(x_in, hp, wp)], dim=1)
-        logits = self.decoder(x, t, encoded.features)
+        band = None if self.training else self.decoder_band_pixels
+        logits = self.decoder(x, t, encoded.features, max_band_pixels=band)
         return logits[:, :, :h, :w]
