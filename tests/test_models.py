@@ -100,3 +100,10 @@ def test_banded_decoder_equals_unbanded(preset: str, budget: int) -> None:
         whole = net.decoder(x, t, enc.features)
         banded = net.decoder(x, t, enc.features, max_band_pixels=budget)
     torch.testing.assert_close(banded, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_vit_encoder_trains() -> None:
+    net = DiffMatteNet(get_preset("tiny_vit")).train()
+    enc = net.encode(torch.rand(1, 3, 64, 64), torch.full((1, 1, 64, 64), 0.5))
+    enc.features.square().mean().backward()
+    assert all(p.grad is not None for n, p in net.backbone.named_parameters() if "rel_pos" in n)

@@ -119,11 +119,14 @@ class ViTAttention(nn.Module):
             # The relative terms use the unscaled q (as the official code does).
             rel_h = torch.einsum("bnyxc,ykc->bnyxk", qg, rh[r0:r1])  # (B, nh, rows, w, h)
             rel_w = torch.einsum("bnyxc,xkc->bnyxk", qg, rw)  # (B, nh, rows, w, w)
-            # Summed into a contiguous buffer: a plain `+` keeps the einsum's strides and the
-            # reshape to (B, nh, m, N) would then copy the largest tensor of the block.
-            bias = qc.new_empty(b, self.num_heads, r1 - r0, w, h, w)
-            torch.add(rel_h[..., :, None], rel_w[..., None, :], out=bias)
-            bias = bias.view(b, self.num_heads, qc.shape[2], n)
+            if torch.is_grad_enabled():
+                bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(b, self.num_heads, qc.shape[2], n)
+            else:
+                # Summed into a contiguous buffer: a plain `+` keeps the einsum's strides and the
+                # reshape would then copy the largest tensor of the block (out= has no autograd).
+                bias = qc.new_empty(b, self.num_heads, r1 - r0, w, h, w)
+                torch.add(rel_h[..., :, None], rel_w[..., None, :], out=bias)
+                bias = bias.view(b, self.num_heads, qc.shape[2], n)
             out[:, :, r0 * w : r1 * w] = F.scaled_dot_product_attention(qc, k, v, attn_mask=bias)
         out = out.transpose(1, 2).reshape(b, h, w, c)
         return self.proj(out)
