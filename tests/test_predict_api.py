@@ -1,0 +1,122 @@
+"""DiffMatte.predict / predict_batch on a tiny random model: input forms, trajectory, shortcuts."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from diffmatte import DiffMatte
+from diffmatte.errors import InputError
+
+H, W = 40, 56
+STEPS = 2
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    # The tiny model's ops are too small to split: with 2 threads on a busy 2-core machine
+    # each predict spends ~10x longer waiting at thread barriers.
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def model() -> DiffMatte:
+    return DiffMatte.from_config("tiny_vit")
+
+
+def _image(seed: int = 0, h: int = H, w: int = W) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _trimap(h: int = H, w: int = W) -> np.ndarray:
+    t = np.full((h, w), 128, np.uint8)
+    t[:, : w // 3] = 0
+    t[:, -w // 3 :] = 255
+    return t
+
+
+def test_paths_pil_and_arrays_agree(model: DiffMatte, tmp_path: Path) -> None:
+    img, tri = _image(), _trimap()
+    Image.fromarray(img).save(tmp_path / "i.png")
+    Image.fromarray(tri).save(tmp_path / "t.png")
+    from_arrays = model.predict(img, tri, STEPS, seed=3)
+    from_floats = model.predict(img / 255.0, tri / 255.0, STEPS, seed=3)
+    from_paths = model.predict(tmp_path / "i.png", str(tmp_path / "t.png"), STEPS, seed=3)
+    from_pil = model.predict(Image.open(tmp_path / "i.png"), Image.open(tmp_path / "t.png"), STEPS, seed=3)
+    assert from_arrays.shape == (H, W) and from_arrays.dtype == np.float32
+    for other in (from_floats, from_paths, from_pil):
+        np.testing.assert_allclose(other, from_arrays, atol=1e-6)
+    assert (from_arrays[:, : W // 3] == 0).all() and (from_arrays[:, -W // 3 :] == 1).all()
+
+
+def test_same_seed_same_matte(model: DiffMatte) -> None:
+    a = model.predict(_image(), _trimap(), STEPS, seed=7)
+    b = model.predict(_image(), _trimap(), STEPS, seed=7)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_trajectory(model: DiffMatte) -> None:
+    final = model.predict(_image(), _trimap(), 3, seed=1)
+    frames = model.predict(_image(), _trimap(), 3, seed=1, trajectory=True)
+    assert frames.shape == (3, H, W) and frames.dtype == np.float32
+    assert frames.min() >= 0 and frames.max() <= 1
+    np.testing.assert_array_equal(frames[-1], final)
+    assert (frames[:, :, : W // 3] == 0).all() and (frames[:, :, -W // 3 :] == 1).all()
+
+
+def test_predict_batch_equals_predict(model: DiffMatte) -> None:
+    images = [_image(0), _image(1, 48, 40)]
+    trimaps = [_trimap(), _trimap(48, 40)]
+    batch = model.predict_batch(images, trimaps, STEPS, seed=5)
+    assert [a.shape for a in batch] == [(H, W), (48, 40)]
+    for got, img, tri in zip(batch, images, trimaps, strict=True):
+        np.testing.assert_array_equal(got, model.predict(img, tri, STEPS, seed=5))
+    frames = model.predict_batch(images[:1], trimaps[:1], STEPS, seed=5, trajectory=True)
+    assert frames[0].shape == (STEPS, H, W)
+
+
+def test_predict_batch_needs_matching_lists(model: DiffMatte) -> None:
+    with pytest.raises(InputError, match="1 trimaps"):
+        model.predict_batch([_image(), _image()], [_trimap()])
+    with pytest.raises(InputError, match="lists"):
+        model.predict_batch("a.png", "b.png")  # type: ignore[arg-type]
+
+
+def test_no_unknown_skips_the_network(model: DiffMatte, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(model, "sample", lambda *a, **k: pytest.fail("the network ran"))
+    tri = np.zeros((H, W), np.uint8)
+    tri[:, W // 2 :] = 255
+    alpha = model.predict(_image(), tri)
+    np.testing.assert_array_equal(alpha, tri / 255.0)
+    assert model.predict(_image(), tri, 4, trajectory=True).shape == (4, H, W)
+
+
+def test_no_known_pixels_warns_and_works(model: DiffMatte) -> None:
+    with pytest.warns(UserWarning, match="no known pixels"):
+        alpha = model.predict(_image(), np.full((H, W), 128, np.uint8), STEPS, seed=0)
+    assert alpha.shape == (H, W) and np.isfinite(alpha).all()
+
+
+def test_good_input_gives_no_warning(model: DiffMatte) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.predict(_image(), _trimap(), 1, seed=0)
+
+
+@pytest.mark.parametrize(
+    "image,trimap,kwargs,match",
+    [
+        (_image(0, 31, 64), _trimap(31, 64), {}, "at least 32"),
+        (_image(), _trimap(), {"max_pixels": 100}, "over the limit"),
+        (_image(), _trimap(32, 32), {}, "same size"),
+        (_image(), np.full((H, W), 2.0, np.float32), {}, r"\[0, 1\]"),
+    ],
+    ids=["too-small", "too-large", "size-mismatch", "bad-trimap-range"],
+)
+def test_bad_inputs(model: DiffMatte, image: np.ndarray, trimap: np.ndarray, kwargs: dict, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        model.predict(image, trimap, STEPS, **kwargs)
