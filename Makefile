@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test parity bench clean
+.PHONY: setup test parity bench train-default clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,6 +22,12 @@ test: $(STAMP)
 
 parity: $(STAMP)
 	$(BIN)/python ../shared/reference/parity/check_parity.py tests/parity_adapter.py
+
+# The packaged default model: `diffmatte train default` (see docs/training.md). Resumes the
+# run in runs/default if one is there, so it can be stopped and started again.
+train-default: $(STAMP)
+	if [ -d runs/default ]; then $(BIN)/diffmatte train --resume runs/default; \
+	else $(BIN)/diffmatte train default --set run_name=default; fi
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py

@@ -125,6 +125,7 @@ class ValConfig:
     image_dir: str = ""  # "" = no validation
     alpha_dir: str = ""
     trimap_dir: str = ""  # "" = trimaps generated from the alphas (fixed seed)
+    names: str = ""  # only these stems: comma-separated globs ("" = all)
     steps: int = 10  # DDIM steps
     max_side: int = 0  # shrink images so the longer side is at most this (0 = full size)
     limit: int = 0  # score only the first N images (0 = all)
@@ -201,6 +202,9 @@ def _cpu(name: str, model: str, **kw: Any) -> TrainConfig:
     )
 
 
+_SHARED = "../shared/data"
+
+
 def _build_train_presets() -> dict[str, TrainConfig]:
     # Official schedules (SPEC §6 table): batch is per GPU (official: 2 GPUs, 4 for vits_1024).
     return {
@@ -224,6 +228,29 @@ def _build_train_presets() -> dict[str, TrainConfig]:
             _official("lite0", "lite0", 20, 4e-4, 161625, 107750, -1, (32325, 96975, 150850), (1, 0.1, 0.05, 0.01)),
             init_encoder="imagenet",
             optim=OptimConfig(lr=4e-4, milestones=(32325, 96975, 150850), factors=(1, 0.1, 0.05, 0.01), ema_decay=0.999),
+        ),
+        # The packaged default model, trained on a 2-core CPU (`make train-default`): the
+        # ImageNet Lite0 encoder, 256 px crops, self-aligned UTI training for the second half.
+        # Data: tuxpaint cutouts over the background photos plus alphamatting GT01-GT18;
+        # GT19-GT27 are held out and only validated on. Paths are relative to the repo root.
+        "default": TrainConfig(
+            name="default", model="lite0", init_encoder="imagenet", batch_size=4, max_steps=1600,
+            stage2_step=800, threads=2, log_every=20, image_every=200, val_every=400, checkpoint_every=100,
+            data=DataConfig(
+                fg_dir=f"{_SHARED}/fg_cutouts_tuxpaint", bg_dir=f"{_SHARED}/backgrounds",
+                image_dir=f"{_SHARED}/alphamatting_training_lowres/input_training_lowres",
+                image_alpha_dir=f"{_SHARED}/alphamatting_training_lowres/gt_training_lowres",
+                image_names="GT0[1-9],GT1[0-8]",
+                crop_size=256, max_side=640, trimap_size=320, erosion_range=(1, 15), num_workers=1,
+            ),
+            val=ValConfig(
+                image_dir=f"{_SHARED}/alphamatting_training_lowres/input_training_lowres",
+                alpha_dir=f"{_SHARED}/alphamatting_training_lowres/gt_training_lowres",
+                trimap_dir=f"{_SHARED}/alphamatting_training_lowres/trimap_training_lowres/Trimap1",
+                names="GT19,GT2[0-7]", steps=3, max_side=400,
+            ),
+            optim=OptimConfig(lr=4e-4, warmup_steps=100, milestones=(1300,), factors=(1.0, 0.1), grad_clip=1.0,
+                              ema_decay=0.998),
         ),
         "tiny_vit": _cpu("tiny_vit", "tiny_vit"),
         "tiny_res34": _cpu("tiny_res34", "tiny_res34"),
@@ -704,7 +731,7 @@ def _run(
     val_set = None
     if cfg.val.image_dir and dist.main:
         val_set = ValidationSet(
-            scan_triplets(cfg.val.image_dir, cfg.val.alpha_dir, cfg.val.trimap_dir, report, skip_bad),
+            scan_triplets(cfg.val.image_dir, cfg.val.alpha_dir, cfg.val.trimap_dir, report, skip_bad, names=cfg.val.names),
             cfg.val.max_side, cfg.data.erosion_range,
         )
     sampler = EpochSampler(train_set, dist.world_size, dist.rank, cfg.seed)

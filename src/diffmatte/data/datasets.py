@@ -65,6 +65,7 @@ class DataConfig:
     image_dir: str = ""
     image_alpha_dir: str = ""
     image_trimap_dir: str = ""  # "" = trimaps generated from the alpha, like for composites
+    image_names: str = ""  # only these stems: comma-separated globs, e.g. "GT0[1-9],GT1[0-8]" ("" = all)
     # Augmentation.
     crop_size: int = 512
     max_side: int = 0  # shrink sources so the longer side is at most this first (0 = off); for small crops
@@ -284,7 +285,9 @@ def build_train_dataset(cfg: DataConfig, seed: int, skip_bad: bool = False) -> t
         log.info("composites: %d foregrounds from %s over %d backgrounds from %s", len(pairs), fg_dir, len(backgrounds), bg_dir)
         parts.append(CompositeDataset(pairs, backgrounds, cfg, seed, skip_bad))
     if cfg.image_dir:
-        triplets = scan_triplets(cfg.image_dir, cfg.image_alpha_dir, cfg.image_trimap_dir, report, skip_bad)
+        triplets = scan_triplets(
+            cfg.image_dir, cfg.image_alpha_dir, cfg.image_trimap_dir, report, skip_bad, names=cfg.image_names
+        )
         log.info("triplets: %d images from %s", len(triplets), cfg.image_dir)
         parts.append(TripletDataset(triplets, cfg, seed, skip_bad))
     if not parts:
