@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	# Pinned so pip takes the CPU wheel; an unpinned torch pulls gigabytes of CUDA packages.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev,auto]'
+	# pymatting compiles its numba kernels on first import (about a minute): do it once here.
+	$(BIN)/python -c "import pymatting"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -46,7 +46,7 @@ def measure(preset: str, h: int, w: int, steps_list: list[int], repeats: int, th
             row["decoder_step_s"] = best(lambda: net.denoise(encoded, noise, t))
             del encoded
     for steps in steps_list:
-        row[f"total_{steps}_s"] = best(lambda: model.sample(image, trimap, steps, noise=noise))
+        row[f"total_{steps}_s"] = best(lambda n=steps: model.sample(image, trimap, n, noise=noise))
     row["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return row
 

@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from diffmatte.foreground import composite, cutout, estimate_foreground, estimate_foreground_background, parse_background
 from diffmatte.errors import InputError
+from diffmatte.foreground import (
+    composite,
+    cutout,
+    estimate_foreground,
+    estimate_foreground_background,
+    parse_background,
+)
 
 H, W = 48, 64
 LEMUR = Path(__file__).resolve().parents[2] / "shared" / "data" / "pymatting_lemur"

@@ -247,7 +247,7 @@ def test_inputs_are_not_modified() -> None:
     pred = np.roll(gt, 3, axis=1)
     copies = [a.copy() for a in (pred, gt, trimap)]
     compute_all(pred, gt, trimap)
-    for before, after in zip(copies, (pred, gt, trimap)):
+    for before, after in zip(copies, (pred, gt, trimap), strict=True):
         np.testing.assert_array_equal(before, after)
 
 

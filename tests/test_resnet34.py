@@ -96,7 +96,7 @@ def test_train_mode_updates_u_v_and_backpropagates() -> None:
 
     model(torch.randn(2, 6, 64, 96)).square().mean().backward()
 
-    for conv, (u0, v0), (u_id, v_id) in zip(convs, before, ids):
+    for conv, (u0, v0), (u_id, v_id) in zip(convs, before, ids, strict=True):
         params = conv.module
         # updated in place: same Parameter objects, new values, still unit vectors
         assert (id(params.weight_u), id(params.weight_v)) == (u_id, v_id)

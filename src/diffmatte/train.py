@@ -125,7 +125,7 @@ class ValConfig:
     image_dir: str = ""  # "" = no validation
     alpha_dir: str = ""
     trimap_dir: str = ""  # "" = trimaps generated from the alphas (fixed seed)
-    names: str = ""  # only these stems: comma-separated globs ("" = all)
+    names: str = ""  # only these stems: comma-separated names, globs or ranges ("" = all)
     steps: int = 10  # DDIM steps
     max_side: int = 0  # shrink images so the longer side is at most this (0 = full size)
     limit: int = 0  # score only the first N images (0 = all)
@@ -240,14 +240,14 @@ def _build_train_presets() -> dict[str, TrainConfig]:
                 fg_dir=f"{_SHARED}/fg_cutouts_tuxpaint", bg_dir=f"{_SHARED}/backgrounds",
                 image_dir=f"{_SHARED}/alphamatting_training_lowres/input_training_lowres",
                 image_alpha_dir=f"{_SHARED}/alphamatting_training_lowres/gt_training_lowres",
-                image_names="GT0[1-9],GT1[0-8]",
+                image_names="GT01-GT18",
                 crop_size=256, max_side=640, trimap_size=320, erosion_range=(1, 15), num_workers=1,
             ),
             val=ValConfig(
                 image_dir=f"{_SHARED}/alphamatting_training_lowres/input_training_lowres",
                 alpha_dir=f"{_SHARED}/alphamatting_training_lowres/gt_training_lowres",
                 trimap_dir=f"{_SHARED}/alphamatting_training_lowres/trimap_training_lowres/Trimap1",
-                names="GT19,GT2[0-7]", steps=3, max_side=400,
+                names="GT19-GT27", steps=3, max_side=400,
             ),
             optim=OptimConfig(lr=4e-4, warmup_steps=100, milestones=(1300,), factors=(1.0, 0.1), grad_clip=1.0,
                               ema_decay=0.998),

@@ -65,7 +65,7 @@ class DataConfig:
     image_dir: str = ""
     image_alpha_dir: str = ""
     image_trimap_dir: str = ""  # "" = trimaps generated from the alpha, like for composites
-    image_names: str = ""  # only these stems: comma-separated globs, e.g. "GT0[1-9],GT1[0-8]" ("" = all)
+    image_names: str = ""  # only these stems: comma-separated names, globs or ranges, e.g. "GT01-GT18" ("" = all)
     # Augmentation.
     crop_size: int = 512
     max_side: int = 0  # shrink sources so the longer side is at most this first (0 = off); for small crops

@@ -8,8 +8,6 @@ so a bad file stops the run with its name instead of crashing a worker hours lat
 """
 from __future__ import annotations
 
-import fnmatch
-
 import logging
 import os
 from dataclasses import dataclass, field
@@ -19,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
+from ..selection import select_names, split_patterns
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -160,29 +159,21 @@ def scan_backgrounds(bg_dir: str, report: ScanReport, skip_bad: bool) -> list[Pa
     return bgs
 
 
-def select_names(keys: list[str], names: str) -> set[str]:
-    """The keys matching ``names``: comma-separated glob patterns on the file stem ("" = all)."""
-    patterns = [p.strip() for p in names.split(",") if p.strip()]
-    if not patterns:
-        return set(keys)
-    return {k for k in keys if any(fnmatch.fnmatchcase(Path(k).name, p) for p in patterns)}
-
-
 def scan_triplets(
     image_dir: str, alpha_dir: str, trimap_dir: str, report: ScanReport, skip_bad: bool, names: str = ""
 ) -> list[Triplet]:
     """(image, alpha[, trimap]) triplets matched by name; all three must have the same size.
 
-    ``names`` keeps only the images whose stem matches one of its comma-separated glob
-    patterns, e.g. "GT0[1-9],GT1[0-8]" for a training split.
+    ``names`` keeps only the images picked by its comma-separated patterns (exact names,
+    globs or ranges, see diffmatte.selection), e.g. "GT01-GT18" for a training split.
     """
     if not alpha_dir:
         raise InputError(f"images in {image_dir} need an alpha folder (alpha_dir) to train or validate on")
     images = find_images(image_dir)
-    keep = select_names(list(images), names)
-    if not keep:
-        raise InputError(f"no image in {image_dir} matches the names {names!r}")
-    images = {k: v for k, v in images.items() if k in keep}
+    keep, problems = select_names(list(images), split_patterns(names))
+    if problems:
+        raise InputError(f"{image_dir}: " + "; ".join(problems))
+    images = {k: images[k] for k in keep}
     alphas = find_images(alpha_dir)
     trimaps = find_images(trimap_dir) if trimap_dir else {}
     out = []

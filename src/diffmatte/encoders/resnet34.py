@@ -199,7 +199,7 @@ class ResNet34Encoder(nn.Module):
         strides = (1, 2, 2, 2)
         names = ("layer1", "layer2", "layer3", "layer_bottleneck")
         channels = stem3
-        for name, blocks, width, stride in zip(names, config.layers, config.stage_widths, strides):
+        for name, blocks, width, stride in zip(names, config.layers, config.stage_widths, strides, strict=True):
             stage = [_BasicBlock(channels, width, stride, eps)]
             stage += [_BasicBlock(width, width, 1, eps) for _ in range(blocks - 1)]
             self.add_module(name, nn.Sequential(*stage))

@@ -192,7 +192,7 @@ class DUNet(nn.Module):
         return torch.cat(bands, dim=-2)
 
     def _tail(self, x: Tensor, skips: list[Tensor], emb: Tensor) -> Tensor:
-        for blk, skip in zip(self.up_blks[len(self.up_blks) - len(skips) :], skips):
+        for blk, skip in zip(self.up_blks[len(self.up_blks) - len(skips) :], skips, strict=True):
             x = blk(torch.cat([x, skip], dim=1), emb)
         return self.matting_head(x)
 
