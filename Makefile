@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test parity bench train-default clean
+.PHONY: setup demo test parity bench train-default clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,6 +18,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Mattes the bundled example with the packaged default model (no download, CPU).
+demo: $(STAMP)
+	$(BIN)/diffmatte predict examples/lemur.jpg examples/lemur_trimap.png --steps 10 --overwrite \
+		-o out/lemur_alpha.png --cutout out/lemur_cutout.png
+	@echo "alpha matte: $(CURDIR)/out/lemur_alpha.png"
+	@echo "cutout (RGBA): $(CURDIR)/out/lemur_cutout.png"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -76,3 +76,17 @@ def test_sample_rejects_bad_shapes(model: DiffMatte, image_shape, trimap_shape, 
 def test_sample_rejects_unquantised_trimaps(model: DiffMatte) -> None:
     with pytest.raises(InputError, match="exactly 0, 0.5 or 1"):
         model.sample(torch.rand(1, 3, 8, 8), torch.full((1, 1, 8, 8), 0.4), 1)
+
+
+def test_bf16_precision_stays_close_to_fp32() -> None:
+    torch.manual_seed(0)
+    fp32 = DiffMatte.from_config("tiny_vit")
+    bf16 = DiffMatte(fp32.net, precision="bf16")
+    image, trimap = torch.rand(1, 3, 40, 48), torch.full((1, 1, 40, 48), 0.5)
+    noise = torch.randn(1, 1, 40, 48)
+    a = fp32.sample(image, trimap, 3, noise=noise).alpha
+    b = bf16.sample(image, trimap, 3, noise=noise).alpha
+    assert b.dtype == torch.float32
+    assert 0 < float((a - b).abs().max()) < 0.05
+    with pytest.raises(ValueError, match="precision"):
+        DiffMatte(fp32.net, precision="fp16")

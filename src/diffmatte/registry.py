@@ -53,10 +53,10 @@ def resolve_model_path(spec: str | None) -> Path:
     raise CheckpointError(f"model {spec!r} is neither a packaged model ({known}) nor an existing checkpoint file")
 
 
-def load_model(spec: str | None = None, preset: str | None = None):  # -> DiffMatte (imported late: torch)
+def load_model(spec: str | None = None, preset: str | None = None, precision: str = "fp32"):  # -> DiffMatte
     from .pipeline import DiffMatte
 
     path = resolve_model_path(spec)
     if spec in PACKAGED_MODELS and sha256_file(path) != PACKAGED_MODELS[spec].sha256:
         raise CheckpointError(f"packaged model {spec!r} at {path} fails its sha256 check; reinstall diffmatte")
-    return DiffMatte.from_checkpoint(path, preset=preset)
+    return DiffMatte.from_checkpoint(path, preset=preset, precision=precision)  # type: ignore[arg-type]

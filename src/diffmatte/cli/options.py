@@ -88,7 +88,7 @@ def band_option(f: F) -> F:
     )(f)
 
 
-def load_model(spec: str) -> "DiffMatte":
+def load_model(spec: str, precision: str = "fp32") -> "DiffMatte":
     """The model named by --model, loaded once for every input of the call."""
     from ..registry import load_model as registry_load
 
@@ -97,7 +97,7 @@ def load_model(spec: str) -> "DiffMatte":
             "no packaged model is available in this diffmatte installation yet; "
             "pass --model PATH with a checkpoint file (.pth or .safetensors)"
         )
-    return registry_load(spec)
+    return registry_load(spec, precision=precision)
 
 
 def set_threads(threads: int | None) -> None:

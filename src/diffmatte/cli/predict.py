@@ -67,6 +67,7 @@ class Settings:
     bit_depth: int
     background: str | None
     overwrite: bool
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class Runner:
 
     @cached_property
     def model(self) -> "DiffMatte":
-        return load_model(self.s.model)
+        return load_model(self.s.model, precision=self.s.precision)
 
     @cached_property
     def salient(self) -> "SalientObjectModel":
@@ -291,6 +292,13 @@ def _run_folder(runner: Runner, jobs: list[Job], problems: list[tuple[str, str]]
 )
 @click.option("--resize-trimap", is_flag=True, help="Resize a trimap of another size to the image instead of failing.")
 @click.option("--bit-depth", type=click.Choice(["8", "16"]), default="8", show_default=True, help="Bits of the matte.")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16"]),
+    default="fp32",
+    show_default=True,
+    help="Network arithmetic; bf16 is several times faster on CPUs with bf16 units, slightly less exact.",
+)
 @band_option
 @model_option
 @steps_option
@@ -312,6 +320,7 @@ def command(
     trajectory: Path | None,
     resize_trimap: bool,
     bit_depth: str,
+    precision: str,
     band: int | None,
     model: str,
     steps: int,
@@ -332,6 +341,7 @@ def command(
         bit_depth=int(bit_depth),
         background=background,
         overwrite=overwrite,
+        precision=precision,
     )
     runner = Runner(settings)
     echo = _stderr_echo()
