@@ -67,6 +67,13 @@ def machine_info(threads: int) -> dict:
             "python": platform.python_version(), "torch": torch.__version__}
 
 
+def write_json(path: str, threads: int, rows: list[dict]) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": machine_info(threads), "rows": rows}, indent=1))
+    print(f"wrote {out}")
+
+
 def print_row(cells: list[str]) -> None:
     print("| " + " | ".join(cells) + " |", flush=True)
 

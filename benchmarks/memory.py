@@ -9,11 +9,9 @@ Prints a Markdown table and writes JSON (--json).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-from pathlib import Path
 
-from _measure import HERE, machine_info, print_row, run_child
+from _measure import HERE, print_row, run_child, write_json
 
 
 def main() -> None:
@@ -37,10 +35,7 @@ def main() -> None:
             else:
                 print_row([preset, size, f"{row['megapixels']:.2f}", f"{row[f'total_{args.steps}_s']:.1f}",
                            f"{row['peak_rss_mib']:.0f}"])
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": machine_info(args.threads), "rows": rows}, indent=1))
-    print(f"wrote {out}")
+    write_json(args.json, args.threads, rows)
 
 
 if __name__ == "__main__":

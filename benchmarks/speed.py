@@ -11,11 +11,9 @@ not depend on their values). Prints a Markdown table and writes JSON (--json).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-from pathlib import Path
 
-from _measure import HERE, machine_info, print_row, run_child
+from _measure import HERE, print_row, run_child, write_json
 
 
 def main() -> None:
@@ -43,10 +41,7 @@ def main() -> None:
             cells = [preset, size, f"{row['encoder_s']:.2f}", f"{row['decoder_step_s']:.2f}"]
             cells += [f"{row[f'total_{s}_s']:.2f}" for s in steps_list] + [f"{row['peak_rss_mib']:.0f}"]
             print_row(cells)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": machine_info(args.threads), "rows": rows}, indent=1))
-    print(f"wrote {out}")
+    write_json(args.json, args.threads, rows)
 
 
 if __name__ == "__main__":

@@ -255,17 +255,11 @@ def _array_to_rgb(a: np.ndarray, name: str) -> np.ndarray:
         if (a[..., 3] < opaque).any():
             warn_user(f"{name}: its alpha channel is ignored; the image is matted as RGB")
         a = a[..., :3]
-    if a.dtype == np.uint8:
-        return a.astype(np.float32) / 255.0
-    if a.dtype == np.uint16:
-        return a.astype(np.float32) / 65535.0
-    if np.issubdtype(a.dtype, np.floating):
-        if not _in_unit_range(a):
-            raise InputError(f"{name}: float values must lie in [0, 1], got {_describe_range(a)}")
-        return a.astype(np.float32)
-    if np.issubdtype(a.dtype, np.integer) and a.size and a.min() >= 0 and a.max() <= 255:
-        return a.astype(np.float32) / 255.0
-    raise InputError(f"{name}: unsupported dtype {a.dtype}; use uint8, uint16 or float in [0, 1]")
+    if np.issubdtype(a.dtype, np.integer) and a.dtype not in (np.uint8, np.uint16):
+        if not (a.size and a.min() >= 0 and a.max() <= 255):
+            raise InputError(f"{name}: unsupported dtype {a.dtype}; use uint8, uint16 or float in [0, 1]")
+        a = a.astype(np.uint8)  # small ints (e.g. int64 from NumPy arithmetic) are 8-bit values
+    return _unit_float(a, name)
 
 
 def image_to_array(image: Image.Image | np.ndarray, name: str = "image") -> np.ndarray:
@@ -389,15 +383,20 @@ def read_alpha(alpha: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.nd
     a = np.asarray(alpha)
     if a.ndim != 2:
         raise InputError(f"alpha must be (H, W), got shape {a.shape}")
+    return _unit_float(a, "alpha")
+
+
+def _unit_float(a: np.ndarray, name: str) -> np.ndarray:
+    """uint8 / uint16 / float in [0, 1] -> float32 in [0, 1]; anything else is refused."""
     if a.dtype == np.uint8:
         return a.astype(np.float32) / 255.0
     if a.dtype == np.uint16:
         return a.astype(np.float32) / 65535.0
     if np.issubdtype(a.dtype, np.floating):
         if not _in_unit_range(a):
-            raise InputError(f"alpha values must lie in [0, 1], got {_describe_range(a)}")
+            raise InputError(f"{name}: float values must lie in [0, 1], got {_describe_range(a)}")
         return a.astype(np.float32)
-    raise InputError(f"alpha: unsupported dtype {a.dtype}; use uint8, uint16 or float in [0, 1]")
+    raise InputError(f"{name}: unsupported dtype {a.dtype}; use uint8, uint16 or float in [0, 1]")
 
 
 # -- image + trimap -------------------------------------------------------------------------------
