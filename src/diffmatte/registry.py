@@ -24,8 +24,15 @@ class PackagedModel:
     description: str
 
 
-# Filled in when a trained model is added to diffmatte/weights (see MODEL_CARD.md there).
-PACKAGED_MODELS: dict[str, PackagedModel] = {}
+# See diffmatte/weights/MODEL_CARD.md for how each was trained and how well it does.
+PACKAGED_MODELS: dict[str, PackagedModel] = {
+    "default": PackagedModel(
+        name="default",
+        filename="default.safetensors",
+        sha256="089f8e0f97a4e6f0e3d43ba02dcd4749500ed8df1a184c8240c4305c97aeea90",
+        description="lite0 (ImageNet EfficientNet-Lite0 + DUNet), 5.6 M params, trained on a 2-core CPU",
+    ),
+}
 DEFAULT_MODEL = "default"
 
 
