@@ -248,7 +248,6 @@ BAD: dict[str, tuple[Callable[[Env], list[object]], str]] = {
     "too small": (lambda e: [*_small(e), "--model", e.model], "at least 32 px"),
     "too large": (lambda e: [e.image, e.trimap, "--model", e.model, "--max-pixels", 1000], "over the limit"),
     "unknown model": (lambda e: [e.image, e.trimap, "--model", "no-such-model"], "neither a packaged model"),
-    "no packaged default": (lambda e: [e.image, e.trimap], "no packaged model is available"),
     "wrong architecture": (lambda e: [e.image, e.trimap, "--model", _wrong_architecture(e)], "does not fit"),
     "corrupt checkpoint": (lambda e: [e.image, e.trimap, "--model", _corrupt(e, "c.safetensors")], "not a readable"),
     "cutout needs alpha": (lambda e: [e.image, e.trimap, "--model", e.model, "--cutout", e.dir / "c.jpg"], "transparency"),
@@ -339,3 +338,19 @@ def test_console_entry_point_in_a_subprocess(env: Env) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: image") and "no such file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_installation_without_packaged_weights_explains_itself(
+    env: Env, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("diffmatte.registry.PACKAGED_MODELS", {})
+    monkeypatch.setattr("diffmatte.cli.options.PACKAGED_MODELS", {})
+    code, err = run_main(capsys, "predict", env.image, env.trimap, "-o", env.out)
+    assert code == 2 and "no packaged model is available" in err
+    assert not env.out.exists()
+
+
+def test_default_model_is_used_without_model_option(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_main(capsys, "predict", env.image, env.trimap, "-o", env.out, "--steps", "1")
+    assert code == 0, err
+    assert Image.open(env.out).size == (W, H)
