@@ -140,6 +140,21 @@ def test_composites_and_triplets_together(tmp_path: Path) -> None:
         _check_sample(ds[key], 32)
 
 
+def test_image_repeat_oversamples_triplets(tmp_path: Path) -> None:
+    make_dim_layout(tmp_path / "dim")
+    make_triplets(tmp_path / "tri")
+    cfg = DataConfig(
+        root=str(tmp_path / "dim"), image_dir=str(tmp_path / "tri" / "image"),
+        image_alpha_dir=str(tmp_path / "tri" / "alpha"), image_repeat=4, **SMALL,
+    )
+    ds, _ = build_train_dataset(cfg, seed=0)
+    assert len(ds) == 3 + 3 * 4
+    # Repeats of one triplet are different augmentations of it, not copies.
+    assert not torch.equal(ds[3]["image"], ds[6]["image"])
+    with pytest.raises(ValueError, match="image_repeat"):
+        DataConfig(image_repeat=0)
+
+
 # -- bad input --------------------------------------------------------------------------------
 
 

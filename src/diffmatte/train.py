@@ -206,6 +206,29 @@ _SHARED = "../shared/data"
 
 
 def _build_train_presets() -> dict[str, TrainConfig]:
+    # The packaged default model, trained on a 2-core CPU (`make train-default`): the
+    # ImageNet Lite0 encoder, 256 px crops, self-aligned UTI training for the second half.
+    # Data: tuxpaint cutouts over the background photos plus alphamatting GT01-GT18;
+    # GT19-GT27 are held out and only validated on. Paths are relative to the repo root.
+    default = TrainConfig(
+        name="default", model="lite0", init_encoder="imagenet", batch_size=4, max_steps=1600,
+        stage2_step=800, threads=2, log_every=20, image_every=200, val_every=400, checkpoint_every=100,
+        data=DataConfig(
+            fg_dir=f"{_SHARED}/fg_cutouts_tuxpaint", bg_dir=f"{_SHARED}/backgrounds",
+            image_dir=f"{_SHARED}/alphamatting_training_lowres/input_training_lowres",
+            image_alpha_dir=f"{_SHARED}/alphamatting_training_lowres/gt_training_lowres",
+            image_names="GT01-GT18",
+            crop_size=256, max_side=640, trimap_size=320, erosion_range=(1, 15), num_workers=1,
+        ),
+        val=ValConfig(
+            image_dir=f"{_SHARED}/alphamatting_training_lowres/input_training_lowres",
+            alpha_dir=f"{_SHARED}/alphamatting_training_lowres/gt_training_lowres",
+            trimap_dir=f"{_SHARED}/alphamatting_training_lowres/trimap_training_lowres/Trimap1",
+            names="GT19-GT27", steps=3, max_side=400,
+        ),
+        optim=OptimConfig(lr=4e-4, warmup_steps=100, milestones=(1300,), factors=(1.0, 0.1), grad_clip=1.0,
+                          ema_decay=0.998),
+    )
     # Official schedules (SPEC §6 table): batch is per GPU (official: 2 GPUs, 4 for vits_1024).
     return {
         "vits": _official("vits", "vits", 16, 5e-5, 202031, 134687, 1346875, (40406, 121218), (1, 0.1, 0.05)),
@@ -229,27 +252,14 @@ def _build_train_presets() -> dict[str, TrainConfig]:
             init_encoder="imagenet",
             optim=OptimConfig(lr=4e-4, milestones=(32325, 96975, 150850), factors=(1, 0.1, 0.05, 0.01), ema_decay=0.999),
         ),
-        # The packaged default model, trained on a 2-core CPU (`make train-default`): the
-        # ImageNet Lite0 encoder, 256 px crops, self-aligned UTI training for the second half.
-        # Data: tuxpaint cutouts over the background photos plus alphamatting GT01-GT18;
-        # GT19-GT27 are held out and only validated on. Paths are relative to the repo root.
-        "default": TrainConfig(
-            name="default", model="lite0", init_encoder="imagenet", batch_size=4, max_steps=1600,
-            stage2_step=800, threads=2, log_every=20, image_every=200, val_every=400, checkpoint_every=100,
-            data=DataConfig(
-                fg_dir=f"{_SHARED}/fg_cutouts_tuxpaint", bg_dir=f"{_SHARED}/backgrounds",
-                image_dir=f"{_SHARED}/alphamatting_training_lowres/input_training_lowres",
-                image_alpha_dir=f"{_SHARED}/alphamatting_training_lowres/gt_training_lowres",
-                image_names="GT01-GT18",
-                crop_size=256, max_side=640, trimap_size=320, erosion_range=(1, 15), num_workers=1,
-            ),
-            val=ValConfig(
-                image_dir=f"{_SHARED}/alphamatting_training_lowres/input_training_lowres",
-                alpha_dir=f"{_SHARED}/alphamatting_training_lowres/gt_training_lowres",
-                trimap_dir=f"{_SHARED}/alphamatting_training_lowres/trimap_training_lowres/Trimap1",
-                names="GT19-GT27", steps=3, max_side=400,
-            ),
-            optim=OptimConfig(lr=4e-4, warmup_steps=100, milestones=(1300,), factors=(1.0, 0.1), grad_clip=1.0,
+        "default": default,
+        # Second phase of the packaged default model: from the phase-1 EMA weights, self-aligned
+        # UTI training throughout, the real alphamatting mattes sampled 4x as often.
+        "default_continue": dataclasses.replace(
+            default, name="default_continue", init_encoder="", init_checkpoint="runs/default/best/ema.safetensors",
+            max_steps=1800, stage2_step=0, val_every=300, checkpoint_every=100,
+            data=dataclasses.replace(default.data, image_repeat=4),
+            optim=OptimConfig(lr=2e-4, warmup_steps=50, milestones=(1400,), factors=(1.0, 0.1), grad_clip=1.0,
                               ema_decay=0.998),
         ),
         "tiny_vit": _cpu("tiny_vit", "tiny_vit"),

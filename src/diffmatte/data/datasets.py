@@ -66,6 +66,9 @@ class DataConfig:
     image_alpha_dir: str = ""
     image_trimap_dir: str = ""  # "" = trimaps generated from the alpha, like for composites
     image_names: str = ""  # only these stems: comma-separated names, globs or ranges, e.g. "GT01-GT18" ("" = all)
+    # Each triplet counts this many times per epoch: a few real mattes would otherwise be
+    # drowned out by the many composites they are mixed with.
+    image_repeat: int = 1
     # Augmentation.
     crop_size: int = 512
     max_side: int = 0  # shrink sources so the longer side is at most this first (0 = off); for small crops
@@ -85,6 +88,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.crop_size < 16:
             raise ValueError(f"data.crop_size must be at least 16, got {self.crop_size}")
+        if self.image_repeat < 1:
+            raise ValueError(f"data.image_repeat must be at least 1, got {self.image_repeat}")
         for name in ("merge_prob", "resize_prob", "flip_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"data.{name} must be in [0, 1], got {getattr(self, name)}")
@@ -233,7 +238,7 @@ class TripletDataset(_KeyedDataset):
         self.triplets, self.cfg, self.seed, self.skip_bad = triplets, cfg, seed, skip_bad
 
     def __len__(self) -> int:
-        return len(self.triplets)
+        return len(self.triplets) * self.cfg.image_repeat
 
     def make(self, key: int) -> Sample:
         cfg, rng = self.cfg, _sample_rng(self.seed, key)

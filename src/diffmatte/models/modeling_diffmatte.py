@@ -46,9 +46,17 @@ class DiffMatteNet(nn.Module):
             )
         # Inference-time memory bound of the decoder's full-resolution tail (output pixels
         # per band); does not change results. None: no banding.
-        self.decoder_band_pixels: int | None = 1 << 18
+        self.decoder_band_pixels: int | None = 1 << 19
+        self.decoder_channels_last = False
         if config.decoder.in_channels != 7:
             raise ValueError(f"the decoder input is 6 condition channels + x_t, got {config.decoder.in_channels}")
+
+    def use_channels_last(self, enabled: bool = True) -> None:
+        """Run the decoder in NHWC layout (weights and activations): its 3x3 convolutions are
+        about 10% faster so on x86 CPUs; results equal NCHW up to float rounding."""
+        fmt = torch.channels_last if enabled else torch.contiguous_format
+        self.decoder.to(memory_format=fmt)
+        self.decoder_channels_last = enabled
 
     def encoder_input(self, image: Tensor, trimap: Tensor) -> tuple[Tensor, Tensor]:
         """Padded (encoder input, decoder condition) for image (B,3,H,W), trimap (B,1,H,W)."""
@@ -75,6 +83,10 @@ class DiffMatteNet(nn.Module):
         h, w = encoded.size
         hp, wp = encoded.condition.shape[-2:]
         x = torch.cat([encoded.condition, pad_to(x_in, hp, wp)], dim=1)
+        features = encoded.features
+        if self.decoder_channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+            features = features.contiguous(memory_format=torch.channels_last)
         band = None if self.training else self.decoder_band_pixels
-        logits = self.decoder(x, t, encoded.features, max_band_pixels=band)
+        logits = self.decoder(x, t, features, max_band_pixels=band)
         return logits[:, :, :h, :w]
