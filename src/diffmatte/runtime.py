@@ -27,11 +27,14 @@ _DONE = False
 def keep_freed_memory(mmap_threshold: int = 1 << 30, trim_threshold: int = 1 << 32) -> bool:
     """Ask glibc to reuse freed blocks up to ``mmap_threshold`` bytes; True if applied.
 
-    Respects users who tuned the allocator themselves (MALLOC_* environment variables).
+    Respects users who tuned the allocator themselves (MALLOC_* environment variables) and
+    ``DIFFMATTE_KEEP_FREED_MEMORY=0``, which leaves glibc's defaults (for comparisons).
     """
     global _DONE
     if _DONE:
         return True
+    if os.environ.get("DIFFMATTE_KEEP_FREED_MEMORY") == "0":
+        return False
     if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_")):
         return False
     name = ctypes.util.find_library("c")
