@@ -46,7 +46,7 @@ class DiffMatteNet(nn.Module):
             )
         # Inference-time memory bound of the decoder's full-resolution tail (output pixels
         # per band); does not change results. None: no banding.
-        self.decoder_band_pixels: int | None = 1 << 19
+        self.decoder_band_pixels: int | None = 1 << 17
         self.decoder_channels_last = False
         if config.decoder.in_channels != 7:
             raise ValueError(f"the decoder input is 6 condition channels + x_t, got {config.decoder.in_channels}")
