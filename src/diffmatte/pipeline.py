@@ -22,7 +22,7 @@ from .errors import InputError
 from .io import DEFAULT_MAX_PIXELS, load_pair, warn_user
 from .models.configuration import DiffMatteConfig, get_preset
 from .models.modeling_diffmatte import DiffMatteNet
-from .runtime import keep_freed_memory
+from .runtime import cpu_has_fast_bf16, keep_freed_memory
 from .transforms import check_trimap_values
 
 __all__ = ["DiffMatte", "MattingOutput", "Precision", "write_known_regions"]
@@ -68,6 +68,11 @@ class DiffMatte:
             net.use_channels_last()
         self.diffusion = diffusion or GaussianDiffusion(net.config.diffusion)
         self.precision: Precision = precision
+        if precision == "bf16" and self.device.type == "cpu" and not cpu_has_fast_bf16():
+            warn_user(
+                "precision bf16: this CPU has no bfloat16 instructions (AVX512-BF16 or AMX), so bf16 is "
+                "emulated and slower than fp32 here; use fp32"
+            )
         # The allocator setting is what makes repeated steps cheap on CPU (see runtime.py).
         keep_freed_memory()
 

@@ -297,7 +297,8 @@ def _run_folder(runner: Runner, jobs: list[Job], problems: list[tuple[str, str]]
     type=click.Choice(["fp32", "bf16"]),
     default="fp32",
     show_default=True,
-    help="Network arithmetic; bf16 is several times faster on CPUs with bf16 units, slightly less exact.",
+    help="Network arithmetic; bf16 is faster only on CPUs with bf16 instructions (AVX512-BF16, AMX) and "
+    "on GPUs, slightly less exact; elsewhere it is emulated and slower (a warning says so).",
 )
 @band_option
 @model_option
