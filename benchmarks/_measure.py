@@ -8,6 +8,8 @@ Modes:
 * ``naive``: the same network and weights with all of that switched off (glibc's default
   allocator, NCHW, whole-image decoder, one attention matrix per global block): the way the
   official code executes, for a same-machine comparison.
+* ``naive-kept``: ``naive`` with freed memory kept, like the official code run with
+  ``MALLOC_MMAP_MAX_=0`` and a large ``MALLOC_TRIM_THRESHOLD_``.
 
 Up to ``direct_mp`` megapixels every step count is a separate ``DiffMatte.sample`` call (in
 the order given, in one process: the first call pays for first-touch memory). Above it, one
@@ -31,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
-MODES = ("ours", "naive")
+MODES = ("ours", "naive", "naive-kept")
 
 
 def matmul_gflops(threads: int, dtype_name: str = "float32", n: int = 2048, repeats: int = 4) -> float:
@@ -79,7 +81,7 @@ def measure(preset: str, h: int, w: int, steps_list: list[int], threads: int, mo
     torch.manual_seed(0)
     model = DiffMatte.from_config(preset)
     net = model.net
-    if mode == "naive":
+    if mode.startswith("naive"):
         net.use_channels_last(False)
         net.decoder_band_pixels = None
         for m in net.modules():
@@ -187,7 +189,7 @@ def run_grid(presets: list[str], sizes: list[str], steps_list: list[int], modes:
         for size in sizes:
             hh, ww = (int(v) for v in size.split("x"))
             for mode in modes:
-                if mode == "naive" and hh * ww / 1e6 > naive_max_mp:
+                if mode.startswith("naive") and hh * ww / 1e6 > naive_max_mp:
                     continue
                 row = run_child(preset, size, ",".join(map(str, steps_list)), threads, mode, direct_mp)
                 rows.append(row)
@@ -203,7 +205,8 @@ def run_grid(presets: list[str], sizes: list[str], steps_list: list[int], modes:
                 print_row(cells)
     if any(r.get("derived_steps") for r in rows if "error" not in r):
         print("\n* one timed run with the most steps; fewer-step totals read off its per-step clock")
-    allocator = {"ours": "freed memory kept (mallopt, as diffmatte sets it)", "naive": "glibc default"}
+    kept = "freed memory kept (mallopt, as diffmatte sets it)"
+    allocator = {"ours": kept, "naive": "glibc default", "naive-kept": kept}
     out = {"meta": machine_info(threads) | {"matmul_fp32_gflops": fp32, "matmul_bf16_gflops": bf16,
                                             "allocator": {m: allocator[m] for m in modes}},
            "rows": rows}

@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--presets", default="vits,res34")
     ap.add_argument("--sizes", default="512x512,1024x1024,2048x2048,1920x2880", help="comma list of HxW")
     ap.add_argument("--steps", default="1,3,10")
-    ap.add_argument("--modes", default="ours", help="comma list of ours, naive")
+    ap.add_argument("--modes", default="ours", help="comma list of ours, naive, naive-kept")
     ap.add_argument("--naive-max-mp", type=float, default=1.1, help="run 'naive' only up to this size")
     ap.add_argument("--direct-mp", type=float, default=1.1, help="time each step count separately up to this size")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)

@@ -19,7 +19,7 @@ def main() -> None:
     ap.add_argument("--presets", default="vits,vitb,vits_1024,res34,swin_t,lite0")
     ap.add_argument("--sizes", default="512x512,1024x1024", help="comma list of HxW")
     ap.add_argument("--steps", default="1,3,10")
-    ap.add_argument("--modes", default="ours", help="comma list of ours, naive")
+    ap.add_argument("--modes", default="ours", help="comma list of ours, naive, naive-kept")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", default=str(RESULTS / "speed.json"))
     args = ap.parse_args()
