@@ -370,3 +370,21 @@ def test_cli_bad_arguments_exit_2(tmp_path: Path, args: list[str], message: str)
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not out.exists()
+
+
+def test_model_names_tell_run_folders_apart(tmp_path: Path) -> None:
+    from diffmatte.evaluation import _model_names
+
+    resolved = {
+        "a" * 64: (str(tmp_path / "run-uti/last/ema.safetensors"), tmp_path / "run-uti/last/ema.safetensors"),
+        "b" * 64: (str(tmp_path / "run-plain/last/ema.safetensors"), tmp_path / "run-plain/last/ema.safetensors"),
+        "c" * 64: (str(tmp_path / "other.safetensors"), tmp_path / "other.safetensors"),
+        "d" * 64: ("default", Path("/site-packages/diffmatte/weights/default.safetensors")),
+    }
+    names = _model_names(resolved)
+    assert names == {"a" * 64: "run-uti/last/ema", "b" * 64: "run-plain/last/ema", "c" * 64: "other",
+                     "d" * 64: "default"}
+    # The same path under two hashes (a file rewritten between runs) falls back to the hash.
+    same = tmp_path / "x/ema.safetensors"
+    names = _model_names({"e" * 64: (str(same), same), "f" * 64: (str(same), same)})
+    assert names == {"e" * 64: "ema-eeeeeeee", "f" * 64: "ema-ffffffff"}

@@ -512,12 +512,26 @@ def _diffmatte_methods(models: Sequence[str], steps: Sequence[int], seed: int) -
 
 
 def _model_names(resolved: Mapping[str, tuple[str, Path]]) -> dict[str, str]:
-    """Display names: the packaged name or file stem, plus a short hash where stems collide."""
+    """Display names: the packaged name or file stem. Where stems collide (run folders all hold
+    ``best/ema.safetensors`` and ``last/ema.safetensors``), the shortest path tail that tells
+    them apart, e.g. ``ablation-uti/last/ema``; a short hash where the paths are the same."""
     from .registry import PACKAGED_MODELS
 
-    base = {sha: spec if spec in PACKAGED_MODELS else path.stem for sha, (spec, path) in resolved.items()}
-    counts = {name: list(base.values()).count(name) for name in base.values()}
-    return {sha: name if counts[name] == 1 else f"{name}-{sha[:8]}" for sha, name in base.items()}
+    def tail(path: Path, n: int) -> str:
+        return "/".join([*path.parts[-n:-1], path.stem])
+
+    names = {sha: spec if spec in PACKAGED_MODELS else path.stem for sha, (spec, path) in resolved.items()}
+    for name in set(names.values()):
+        group = {sha: resolved[sha][1].resolve() for sha, n in names.items() if n == name}
+        if len(group) < 2 or len(set(group.values())) < len(group) or name in PACKAGED_MODELS:
+            continue
+        for n in range(2, 1 + max(len(p.parts) for p in group.values())):
+            tails = {sha: tail(p, n) for sha, p in group.items()}
+            if len(set(tails.values())) == len(tails):
+                names.update(tails)
+                break
+    counts = {name: list(names.values()).count(name) for name in names.values()}
+    return {sha: name if counts[name] == 1 else f"{name}-{sha[:8]}" for sha, name in names.items()}
 
 
 def _diffmatte_predict(model: Any, steps: int, seed: int, image: NDArray, trimap: NDArray) -> NDArray:
