@@ -333,6 +333,20 @@ def test_cli_diffmatte_and_cf_in_one_run_then_cached(tmp_path: Path, tiny_model:
     assert [[r[m] for m in metrics] for r in read_csv(out / "per_image.csv")] == [[r[m] for m in metrics] for r in rows]
 
 
+def test_cli_fp32_and_bf16_side_by_side(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("diffmatte.pipeline.cpu_has_fast_bf16", lambda: True)  # no emulation warning
+    data, out = make_alphamatting(tmp_path / "data", names=("GT01",)), tmp_path / "results"
+    args = ["--data", data, "-o", out, "--model", tiny_model, "--steps", "1", "--trimap-set", "Trimap1"]
+    result = invoke(*args, "--precision", "fp32,bf16")
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out / "per_image.csv")
+    assert [r["model"] for r in rows] == ["tiny", "tiny bf16"]
+    assert "--precision fp32,bf16" in json.loads((out / "summary.json").read_text())["command"]
+    # fp32 keeps its cache key: a plain fp32 run afterwards computes nothing.
+    again = invoke(*args)
+    assert "0 predictions computed, 1 taken from the cache" in again.output, again.output
+
+
 def test_cli_composition_layout_with_a_subset(tmp_path: Path) -> None:
     data, out = make_composition(tmp_path / "data", names=("a", "b", "c")), tmp_path / "results"
     result = invoke("--data", data, "-o", out, "--method", "cf", "--images", "a,c")
@@ -362,6 +376,7 @@ def test_cli_bad_dataset_exits_2_before_any_work(tmp_path: Path) -> None:
         (["--method", "cf", "--trimap-set", "Trimap9"], "Trimap9 not found; the dataset has: Trimap1, Trimap2"),
         (["--method", "cf", "--images", "GT30-GT40"], "'GT30-GT40' matches no image"),
         (["--model", "missing.safetensors"], "neither a packaged model"),
+        (["--precision", "fp16"], "choose fp32, bf16 or fp32,bf16"),
     ],
 )
 def test_cli_bad_arguments_exit_2(tmp_path: Path, args: list[str], message: str) -> None:

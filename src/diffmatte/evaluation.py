@@ -410,6 +410,8 @@ class MethodSpec:
         sha256 of the model file; identifies the model in the cache, wherever it lies.
     implementation : str
         Version of the code that computes the prediction, e.g. "pymatting 1.1.16".
+    precision : str
+        "fp32" or "bf16" (DiffMatte only).
     """
 
     method: str
@@ -418,6 +420,7 @@ class MethodSpec:
     model: str | None = None
     model_sha256: str | None = None
     implementation: str = ""
+    precision: str = "fp32"
 
     @property
     def label(self) -> str:
@@ -428,6 +431,8 @@ class MethodSpec:
     def cache_fields(self) -> dict[str, Any]:
         fields = asdict(self)
         del fields["model"]  # a display name; the hash identifies the model
+        if self.precision == "fp32":
+            del fields["precision"]  # keeps the keys of caches written before bf16 existed
         return fields
 
 
@@ -449,6 +454,7 @@ def build_methods(
     models: Sequence[str] = (),
     steps: Sequence[int] = (10,),
     seed: int = 0,
+    precisions: Sequence[str] = ("fp32",),
 ) -> list[Method]:
     """Methods for the given names; DiffMatte models are resolved and loaded here, once.
 
@@ -463,16 +469,19 @@ def build_methods(
         For "diffmatte": one method per number of sampling steps (each >= 1).
     seed : int
         For "diffmatte": noise seed, the same for every image.
+    precisions : sequence of str
+        For "diffmatte": "fp32" and/or "bf16"; one method per precision. A bf16 model is shown
+        as "<model> bf16".
 
     Returns
     -------
     list of Method
-        Classical methods once each; DiffMatte once per (model, steps).
+        Classical methods once each; DiffMatte once per (model, precision, steps).
 
     Raises
     ------
     InputError
-        Unknown method name or steps < 1.
+        Unknown method name, steps < 1 or an unknown precision.
     CheckpointError
         A model that cannot be found or loaded (raised before any image is processed).
     """
@@ -482,10 +491,12 @@ def build_methods(
     bad_steps = [s for s in steps if s < 1]
     if bad_steps or not steps:
         raise InputError(f"steps must be integers >= 1, got {list(steps)}")
+    if not precisions or any(p not in ("fp32", "bf16") for p in precisions):
+        raise InputError(f"precision must be fp32 and/or bf16, got {list(precisions)}")
     methods: list[Method] = []
     for name in dict.fromkeys(names):
         if name == "diffmatte":
-            methods += _diffmatte_methods(models, sorted(set(steps)), seed)
+            methods += _diffmatte_methods(models, sorted(set(steps)), seed, list(dict.fromkeys(precisions)))
         else:
             # The wrapper (known-region writing, edge cases) is diffmatte's, so both versions count.
             spec = MethodSpec(name, implementation=f"pymatting {pymatting_version()}, diffmatte {__version__}")
@@ -493,7 +504,9 @@ def build_methods(
     return methods
 
 
-def _diffmatte_methods(models: Sequence[str], steps: Sequence[int], seed: int) -> list[Method]:
+def _diffmatte_methods(
+    models: Sequence[str], steps: Sequence[int], seed: int, precisions: Sequence[str] = ("fp32",)
+) -> list[Method]:
     from .registry import DEFAULT_MODEL, load_model, resolve_model_path, sha256_file
 
     resolved = {}  # sha256 -> (spec as given, path); the same file given twice runs once
@@ -503,11 +516,13 @@ def _diffmatte_methods(models: Sequence[str], steps: Sequence[int], seed: int) -
     display = _model_names(resolved)
     methods = []
     for sha, (spec, _) in resolved.items():
-        model = load_model(spec)
-        for n in steps:
-            ms = MethodSpec("diffmatte", steps=n, seed=seed, model=display[sha], model_sha256=sha,
-                            implementation=f"diffmatte {__version__}")
-            methods.append(Method(ms, partial(_diffmatte_predict, model, n, seed)))
+        for precision in precisions:
+            model = load_model(spec, precision=precision)
+            name = display[sha] if precision == "fp32" else f"{display[sha]} {precision}"
+            for n in steps:
+                ms = MethodSpec("diffmatte", steps=n, seed=seed, model=name, model_sha256=sha,
+                                implementation=f"diffmatte {__version__}", precision=precision)
+                methods.append(Method(ms, partial(_diffmatte_predict, model, n, seed)))
     return methods
 
 
