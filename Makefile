@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test parity bench train-default clean
+.PHONY: setup demo test parity parity-bf16 bench train-default clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,12 @@ test: $(STAMP)
 
 parity: $(STAMP)
 	$(BIN)/python ../shared/reference/parity/check_parity.py tests/parity_adapter.py
+
+# How far bf16 mode is from the official fp32 outputs: a report, expected to exceed fp32's 1e-4.
+parity-bf16: $(STAMP)
+	mkdir -p benchmarks/results
+	DIFFMATTE_PARITY_PRECISION=bf16 $(BIN)/python ../shared/reference/parity/check_parity.py \
+		tests/parity_adapter.py --atol 1 --feat-atol 10 --json benchmarks/results/parity_bf16.json
 
 # The packaged default model: `diffmatte train default` (see docs/training.md). Resumes the
 # run in runs/default if one is there, so it can be stopped and started again.

@@ -10,6 +10,7 @@ Modes:
   official code executes, for a same-machine comparison.
 * ``naive-kept``: ``naive`` with freed memory kept, like the official code run with
   ``MALLOC_MMAP_MAX_=0`` and a large ``MALLOC_TRIM_THRESHOLD_``.
+* ``ours-bf16``: ``ours`` with ``precision="bf16"`` (``diffmatte predict --precision bf16``).
 
 Up to ``direct_mp`` megapixels every step count is a separate ``DiffMatte.sample`` call (in
 the order given, in one process: the first call pays for first-touch memory). Above it, one
@@ -33,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
-MODES = ("ours", "naive", "naive-kept")
+MODES = ("ours", "naive", "naive-kept", "ours-bf16")
 
 
 def matmul_gflops(threads: int, dtype_name: str = "float32", n: int = 2048, repeats: int = 4) -> float:
@@ -79,7 +80,7 @@ def measure(preset: str, h: int, w: int, steps_list: list[int], threads: int, mo
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = DiffMatte.from_config(preset)
+    model = DiffMatte.from_config(preset, precision="bf16" if mode == "ours-bf16" else "fp32")
     net = model.net
     if mode.startswith("naive"):
         net.use_channels_last(False)
@@ -153,8 +154,27 @@ def run_child(preset: str, size: str, steps: str, threads: int, mode: str, direc
 def machine_info(threads: int) -> dict:
     import torch
 
+    from diffmatte.runtime import cpu_has_fast_bf16
+
     return {"machine": platform.machine(), "cpu": _cpu_name(), "cpus": os.cpu_count(), "threads": threads,
+            "cpu_flags": _cpu_flags(), "bf16_instructions": cpu_has_fast_bf16(),
             "python": platform.python_version(), "torch": torch.__version__}
+
+
+def _cpu_flags() -> str:
+    """CPU family/model and the vector extensions that decide fp32 and bf16 speed: hosts with
+    the same CPU name ("AMD EPYC") differ in exactly these."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    fields: dict[str, str] = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = fields.get("flags", "").split()
+    wanted = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
+    return f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}: " + " ".join(wanted)
 
 
 def _cpu_name() -> str:

@@ -129,3 +129,22 @@ def test_vit_encoder_trains() -> None:
     enc = net.encode(torch.rand(1, 3, 64, 64), torch.full((1, 1, 64, 64), 0.5))
     enc.features.square().mean().backward()
     assert all(p.grad is not None for n, p in net.backbone.named_parameters() if "rel_pos" in n)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("size", [(4, 4), (5, 9), (16, 23)])
+def test_upsample_without_the_upsampled_map_equals_the_direct_way(channels_last: bool, size: tuple[int, int]) -> None:
+    from diffmatte.models.dunet import DUNetUpsample
+
+    torch.manual_seed(0)
+    up = DUNetUpsample(6, 5).eval()
+    x = torch.randn(2, 6, *size)
+    if channels_last:
+        up, x = up.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fused = up(x)
+        direct = up._direct(x)
+    assert fused.shape == direct.shape == (2, 5, 2 * size[0], 2 * size[1])
+    torch.testing.assert_close(fused, direct, rtol=1e-5, atol=1e-5)
+    up.train()  # training takes the direct way (autograd through one well-tested op)
+    torch.testing.assert_close(up(x), direct, rtol=0, atol=0)
