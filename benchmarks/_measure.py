@@ -4,10 +4,11 @@ fresh subprocess, so that its peak RSS is its own.
 Modes:
 
 * ``ours``: what ``diffmatte predict`` does with no tuning (freed memory kept by the process,
-  channels-last decoder, decoder tail in bands, chunked global attention).
+  channels-last decoder, decoder tail in bands, upsampling fused into the next conv, chunked
+  global attention).
 * ``naive``: the same network and weights with all of that switched off (glibc's default
-  allocator, NCHW, whole-image decoder, one attention matrix per global block): the way the
-  official code executes, for a same-machine comparison.
+  allocator, NCHW, whole-image decoder, upsampled maps built, one attention matrix per global
+  block): the way the official code executes, for a same-machine comparison.
 * ``naive-kept``: ``naive`` with freed memory kept, like the official code run with
   ``MALLOC_MMAP_MAX_=0`` and a large ``MALLOC_TRIM_THRESHOLD_``.
 * ``ours-bf16``: ``ours`` with ``precision="bf16"`` (``diffmatte predict --precision bf16``).
@@ -83,8 +84,11 @@ def measure(preset: str, h: int, w: int, steps_list: list[int], threads: int, mo
     model = DiffMatte.from_config(preset, precision="bf16" if mode == "ours-bf16" else "fp32")
     net = model.net
     if mode.startswith("naive"):
+        from diffmatte.models.dunet import DUNetUpsample
+
         net.use_channels_last(False)
         net.decoder_band_pixels = None
+        DUNetUpsample.forward = DUNetUpsample._direct  # type: ignore[method-assign]
         for m in net.modules():
             if hasattr(m, "max_bias_elements"):
                 m.max_bias_elements = 2**62
