@@ -148,3 +148,11 @@ def test_upsample_without_the_upsampled_map_equals_the_direct_way(channels_last:
     torch.testing.assert_close(fused, direct, rtol=1e-5, atol=1e-5)
     up.train()  # training takes the direct way (autograd through one well-tested op)
     torch.testing.assert_close(up(x), direct, rtol=0, atol=0)
+
+
+def test_upsample_on_meta_tensors_for_flop_counting() -> None:
+    from diffmatte.models.dunet import DUNetUpsample
+
+    up = DUNetUpsample(6, 5).eval().to("meta")
+    with torch.no_grad():
+        assert up(torch.zeros(1, 6, 8, 10, device="meta")).shape == (1, 5, 16, 20)

@@ -112,10 +112,12 @@ class DUNetUpsample(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.training or min(x.shape[-2:]) < 4:
             return self._direct(x)
-        with torch.autocast(x.device.type, enabled=False):
-            weight = _phase_weight(self.conv.weight)
-        if not torch.is_autocast_enabled(x.device.type):
-            weight = weight.to(x.dtype)
+        if x.device.type in ("cpu", "cuda") and torch.is_autocast_enabled(x.device.type):
+            # Phase weights from fp32 taps; the conv then casts them like any other weight.
+            with torch.autocast(x.device.type, enabled=False):
+                weight = _phase_weight(self.conv.weight)
+        else:
+            weight = _phase_weight(self.conv.weight).to(x.dtype)
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
             weight = weight.contiguous(memory_format=torch.channels_last)
         y = F.pixel_shuffle(F.conv2d(x, weight, padding=1), 2)
