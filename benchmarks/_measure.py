@@ -230,7 +230,7 @@ def run_grid(presets: list[str], sizes: list[str], steps_list: list[int], modes:
     if any(r.get("derived_steps") for r in rows if "error" not in r):
         print("\n* one timed run with the most steps; fewer-step totals read off its per-step clock")
     kept = "freed memory kept (mallopt, as diffmatte sets it)"
-    allocator = {"ours": kept, "naive": "glibc default", "naive-kept": kept}
+    allocator = {"ours": kept, "naive": "glibc default", "naive-kept": kept, "ours-bf16": kept}
     out = {"meta": machine_info(threads) | {"matmul_fp32_gflops": fp32, "matmul_bf16_gflops": bf16,
                                             "allocator": {m: allocator[m] for m in modes}},
            "rows": rows}
