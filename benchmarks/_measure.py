@@ -88,10 +88,11 @@ def measure(preset: str, h: int, w: int, steps_list: list[int], threads: int, mo
 
         net.use_channels_last(False)
         net.decoder_band_pixels = None
-        DUNetUpsample.forward = DUNetUpsample._direct  # type: ignore[method-assign]
         for m in net.modules():
             if hasattr(m, "max_bias_elements"):
                 m.max_bias_elements = 2**62
+            if isinstance(m, DUNetUpsample):
+                m.fused = False
     image = torch.rand(1, 3, h, w)
     trimap = torch.full((1, 1, h, w), 0.5)
     trimap[..., : w // 4] = 0
@@ -165,30 +166,32 @@ def machine_info(threads: int) -> dict:
             "python": platform.python_version(), "torch": torch.__version__}
 
 
-def _cpu_flags() -> str:
-    """CPU family/model and the vector extensions that decide fp32 and bf16 speed: hosts with
-    the same CPU name ("AMD EPYC") differ in exactly these."""
+def _cpuinfo() -> dict[str, str]:
+    """The first CPU's fields of /proc/cpuinfo; empty where there is none."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return ""
+        return {}
     fields: dict[str, str] = {}
     for line in lines:
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
-    flags = fields.get("flags", "").split()
+    return fields
+
+
+def _cpu_flags() -> str:
+    """CPU family/model and the vector extensions that decide fp32 and bf16 speed: hosts with
+    the same CPU name ("AMD EPYC") differ in exactly these."""
+    info = _cpuinfo()
+    if not info:
+        return ""
+    flags = info.get("flags", "").split()
     wanted = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
-    return f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}: " + " ".join(wanted)
+    return f"family {info.get('cpu family', '?')} model {info.get('model', '?')}: " + " ".join(wanted)
 
 
 def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+    return _cpuinfo().get("model name") or platform.processor()
 
 
 def print_row(cells: list[str]) -> None:

@@ -156,3 +156,19 @@ def test_upsample_on_meta_tensors_for_flop_counting() -> None:
     up = DUNetUpsample(6, 5).eval().to("meta")
     with torch.no_grad():
         assert up(torch.zeros(1, 6, 8, 10, device="meta")).shape == (1, 5, 16, 20)
+
+
+def test_upsample_phase_weights_follow_the_conv_weight() -> None:
+    from diffmatte.models.dunet import DUNetUpsample
+
+    torch.manual_seed(0)
+    up = DUNetUpsample(6, 5).eval()
+    x = torch.randn(1, 6, 8, 10)
+    with torch.no_grad():
+        up(x)
+        up.conv.weight.mul_(2.0)  # as an optimizer step or load_state_dict would change it
+        torch.testing.assert_close(up(x), up._direct(x), rtol=1e-5, atol=1e-5)
+        up.load_state_dict({"conv.weight": torch.randn(5, 6, 3, 3)})
+        torch.testing.assert_close(up(x), up._direct(x), rtol=1e-5, atol=1e-5)
+        up.fused = False
+        assert torch.equal(up(x), up._direct(x))

@@ -88,11 +88,15 @@ _PHASE_TAPS = (
 
 
 def _phase_weight(weight: Tensor) -> Tensor:
-    """(Cout, Cin, 3, 3) -> (4 Cout, Cin, 3, 3) ordered for ``pixel_shuffle(., 2)``."""
-    taps = torch.tensor(_PHASE_TAPS, dtype=torch.float32, device=weight.device)
+    """(Cout, Cin, 3, 3) -> (4 Cout, Cin, 3, 3) in float32, ordered for ``pixel_shuffle(., 2)``.
+
+    Products and sums only (no matmul), so bf16 autocast leaves the arithmetic in float32.
+    """
+    taps = torch.tensor(_PHASE_TAPS, dtype=torch.float32, device=weight.device)  # (phase, out tap, in tap)
     w = weight.float()
-    phases = [torch.einsum("ab,oibc,dc->oiad", taps[py], w, taps[px]) for py in (0, 1) for px in (0, 1)]
-    return torch.stack(phases, dim=1).flatten(0, 1)
+    rows = (w[:, :, None, None, :, :] * taps[None, None, :, :, :, None]).sum(4)  # (o, i, py, a, c)
+    both = (rows[..., None, None, :] * taps[None, None, None, None]).sum(-1)  # (o, i, py, a, px, d)
+    return both.permute(0, 2, 4, 1, 3, 5).reshape(-1, w.shape[1], 3, 3)
 
 
 class DUNetUpsample(nn.Module):
@@ -103,29 +107,37 @@ class DUNetUpsample(nn.Module):
     pixel shuffle give the same values (to float rounding) with the same arithmetic. Two
     output rows and columns at each border see the conv's zero padding and the upsampling's
     edge clamping together; they are recomputed the direct way from 2-pixel input strips.
+    ``fused = False`` always takes the direct way.
     """
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
         self.conv = _conv3x3(cin, cout)
+        self.fused = True
+        # Phase weights are derived from conv.weight, which changes only in training and on
+        # loading; kept between decoder steps, keyed by what would make them stale.
+        self._phase_cache: tuple[tuple, Tensor] | None = None
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.training or min(x.shape[-2:]) < 4:
+        if self.training or not self.fused or min(x.shape[-2:]) < 4:
             return self._direct(x)
-        if x.device.type in ("cpu", "cuda") and torch.is_autocast_enabled(x.device.type):
-            # Phase weights from fp32 taps; the conv then casts them like any other weight.
-            with torch.autocast(x.device.type, enabled=False):
-                weight = _phase_weight(self.conv.weight)
-        else:
-            weight = _phase_weight(self.conv.weight).to(x.dtype)
-        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-            weight = weight.contiguous(memory_format=torch.channels_last)
-        y = F.pixel_shuffle(F.conv2d(x, weight, padding=1), 2)
+        y = F.pixel_shuffle(F.conv2d(x, self._phase_weight_for(x), padding=1), 2)
         y[..., :2, :] = self._direct(x[..., :2, :])[..., :2, :]
         y[..., -2:, :] = self._direct(x[..., -2:, :])[..., -2:, :]
         y[..., :, :2] = self._direct(x[..., :, :2])[..., :, :2]
         y[..., :, -2:] = self._direct(x[..., :, -2:])[..., :, -2:]
         return y
+
+    def _phase_weight_for(self, x: Tensor) -> Tensor:
+        w = self.conv.weight
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        key = (w.device, w.data_ptr(), w._version, x.dtype, channels_last)
+        if self._phase_cache is None or self._phase_cache[0] != key:
+            weight = _phase_weight(w.detach()).to(x.dtype)
+            if channels_last:
+                weight = weight.contiguous(memory_format=torch.channels_last)
+            self._phase_cache = (key, weight)
+        return self._phase_cache[1]
 
     def _direct(self, x: Tensor) -> Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False))
