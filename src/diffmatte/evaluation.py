@@ -44,6 +44,7 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from . import __version__
 from .baselines import CLASSICAL_METHODS, estimate_alpha, pymatting_version
+from .runtime import PRECISIONS
 from .errors import DiffMatteError, InputError
 from .metrics import UNKNOWN_VALUE, compute_all
 from .selection import select_names
@@ -491,7 +492,7 @@ def build_methods(
     bad_steps = [s for s in steps if s < 1]
     if bad_steps or not steps:
         raise InputError(f"steps must be integers >= 1, got {list(steps)}")
-    if not precisions or any(p not in ("fp32", "bf16") for p in precisions):
+    if not precisions or any(p not in PRECISIONS for p in precisions):
         raise InputError(f"precision must be fp32 and/or bf16, got {list(precisions)}")
     methods: list[Method] = []
     for name in dict.fromkeys(names):
@@ -507,6 +508,7 @@ def build_methods(
 def _diffmatte_methods(
     models: Sequence[str], steps: Sequence[int], seed: int, precisions: Sequence[str] = ("fp32",)
 ) -> list[Method]:
+    from .pipeline import DiffMatte
     from .registry import DEFAULT_MODEL, load_model, resolve_model_path, sha256_file
 
     resolved = {}  # sha256 -> (spec as given, path); the same file given twice runs once
@@ -516,8 +518,10 @@ def _diffmatte_methods(
     display = _model_names(resolved)
     methods = []
     for sha, (spec, _) in resolved.items():
+        loaded = load_model(spec)
         for precision in precisions:
-            model = load_model(spec, precision=precision)
+            # One network read from disk, shared: precision is a setting of the pipeline around it.
+            model = loaded if precision == loaded.precision else DiffMatte(loaded.net, loaded.diffusion, precision)
             name = display[sha] if precision == "fp32" else f"{display[sha]} {precision}"
             for n in steps:
                 ms = MethodSpec("diffmatte", steps=n, seed=seed, model=name, model_sha256=sha,

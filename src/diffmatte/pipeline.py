@@ -22,7 +22,7 @@ from .errors import InputError
 from .io import DEFAULT_MAX_PIXELS, load_pair, warn_user
 from .models.configuration import DiffMatteConfig, get_preset
 from .models.modeling_diffmatte import DiffMatteNet
-from .runtime import cpu_has_fast_bf16, keep_freed_memory
+from .runtime import PRECISIONS, cpu_has_fast_bf16, keep_freed_memory
 from .transforms import check_trimap_values
 
 __all__ = ["DiffMatte", "MattingOutput", "Precision", "write_known_regions"]
@@ -60,7 +60,7 @@ class DiffMatte:
     ) -> None:
         """``precision="bf16"`` runs the networks under bfloat16 autocast (CPUs with bf16
         matrix units do it several times faster); the sampler's arithmetic stays float32."""
-        if precision not in ("fp32", "bf16"):
+        if precision not in PRECISIONS:
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         self.net = net.eval()
         if self.device.type == "cpu":

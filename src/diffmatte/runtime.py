@@ -15,7 +15,11 @@ import ctypes.util
 import logging
 import os
 
-__all__ = ["cpu_has_fast_bf16", "keep_freed_memory", "set_threads"]
+__all__ = ["PRECISIONS", "cpu_has_fast_bf16", "keep_freed_memory", "set_threads"]
+
+# The arithmetic a DiffMatte pipeline can run in (``DiffMatte(precision=...)``); here, away
+# from torch, so the command line can check an option without importing it.
+PRECISIONS = ("fp32", "bf16")
 
 _log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ import click
 
 from .. import evaluation as ev
 from ..errors import DiffMatteError
+from ..runtime import PRECISIONS
 from .options import seed_option
 
 __all__ = ["command"]
@@ -45,7 +46,7 @@ def _methods(ctx: click.Context, param: click.Parameter, value: Sequence[str]) -
 
 def _precisions(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
     names = list(dict.fromkeys(_split(value)))
-    if not names or any(n not in ("fp32", "bf16") for n in names):
+    if not names or any(n not in PRECISIONS for n in names):
         raise click.BadParameter(f"choose fp32, bf16 or fp32,bf16, got {value!r}")
     return names
 
@@ -146,7 +147,7 @@ def _command_line(
     seed: int,
     trimap_sets: list[str],
     images: list[str],
-    precisions: Sequence[str] = ("fp32",),
+    precisions: Sequence[str],
 ) -> str:
     """The run as one canonical command line, to be recorded beside its results."""
     args = ["diffmatte", "evaluate", "--data", str(data_dir), "-o", str(output), "--method", ",".join(methods)]

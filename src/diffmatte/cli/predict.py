@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 
 from ..errors import DiffMatteError, InputError
+from ..runtime import PRECISIONS
 from .options import (
     band_option,
     echo_warnings,
@@ -294,7 +295,7 @@ def _run_folder(runner: Runner, jobs: list[Job], problems: list[tuple[str, str]]
 @click.option("--bit-depth", type=click.Choice(["8", "16"]), default="8", show_default=True, help="Bits of the matte.")
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "bf16"]),
+    type=click.Choice(PRECISIONS),
     default="fp32",
     show_default=True,
     help="Network arithmetic; bf16 is faster only on CPUs with bf16 instructions (AVX512-BF16, AMX) and "
