@@ -131,13 +131,17 @@ def test_vit_encoder_trains() -> None:
     assert all(p.grad is not None for n, p in net.backbone.named_parameters() if "rel_pos" in n)
 
 
+@pytest.mark.parametrize("tap_first", [False, True])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("size", [(4, 4), (5, 9), (16, 23)])
-def test_upsample_without_the_upsampled_map_equals_the_direct_way(channels_last: bool, size: tuple[int, int]) -> None:
+def test_upsample_without_the_upsampled_map_equals_the_direct_way(
+    tap_first: bool, channels_last: bool, size: tuple[int, int]
+) -> None:
     from diffmatte.models.dunet import DUNetUpsample
 
     torch.manual_seed(0)
     up = DUNetUpsample(6, 5).eval()
+    up.tap_first = tap_first
     x = torch.randn(2, 6, *size)
     if channels_last:
         up, x = up.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
@@ -150,19 +154,30 @@ def test_upsample_without_the_upsampled_map_equals_the_direct_way(channels_last:
     torch.testing.assert_close(up(x), direct, rtol=0, atol=0)
 
 
-def test_upsample_on_meta_tensors_for_flop_counting() -> None:
+def test_upsample_takes_the_tap_first_way_for_wide_inputs_only() -> None:
+    from diffmatte.models.dunet import DUNetUpsample
+
+    assert not DUNetUpsample(96, 32).tap_first
+    assert DUNetUpsample(192, 64).tap_first
+
+
+@pytest.mark.parametrize("tap_first", [False, True])
+def test_upsample_on_meta_tensors_for_flop_counting(tap_first: bool) -> None:
     from diffmatte.models.dunet import DUNetUpsample
 
     up = DUNetUpsample(6, 5).eval().to("meta")
+    up.tap_first = tap_first
     with torch.no_grad():
         assert up(torch.zeros(1, 6, 8, 10, device="meta")).shape == (1, 5, 16, 20)
 
 
-def test_upsample_phase_weights_follow_the_conv_weight() -> None:
+@pytest.mark.parametrize("tap_first", [False, True])
+def test_upsample_phase_weights_follow_the_conv_weight(tap_first: bool) -> None:
     from diffmatte.models.dunet import DUNetUpsample
 
     torch.manual_seed(0)
     up = DUNetUpsample(6, 5).eval()
+    up.tap_first = tap_first
     x = torch.randn(1, 6, 8, 10)
     with torch.no_grad():
         up(x)

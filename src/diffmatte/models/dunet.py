@@ -99,6 +99,20 @@ def _phase_weight(weight: Tensor) -> Tensor:
     return both.permute(0, 2, 4, 1, 3, 5).reshape(-1, w.shape[1], 3, 3)
 
 
+def _tap_weights(weight: Tensor) -> tuple[Tensor, Tensor]:
+    """(Cout, Cin, 3, 3) -> a 1x1 conv to one Cout map per tap, and the fixed stencil that
+    turns those 9 maps into the 4 output phases (a 3x3 conv with ``groups=Cout``), both
+    ordered for ``pixel_shuffle(., 2)``."""
+    cout, cin = weight.shape[:2]
+    taps = torch.tensor(_PHASE_TAPS, dtype=torch.float32, device=weight.device)  # (phase, offset, tap) per axis
+    per_tap = weight.float().permute(0, 2, 3, 1).reshape(cout * 9, cin, 1, 1)  # channel o * 9 + tap
+    by_tap = taps.permute(0, 2, 1)  # (phase, tap, offset)
+    # stencil[py, px, kr, kc, a, d] = taps[py, a, kr] * taps[px, d, kc]; products, not einsum, as above
+    stencil = by_tap[:, None, :, None, :, None] * by_tap[None, :, None, :, None, :]
+    stencil = stencil.reshape(4, 9, 3, 3).repeat(cout, 1, 1, 1)  # group o -> phases o * 4 + p
+    return per_tap, stencil
+
+
 class DUNetUpsample(nn.Module):
     """conv3x3(bilinear 2x upsample(x)).
 
@@ -108,35 +122,47 @@ class DUNetUpsample(nn.Module):
     output rows and columns at each border see the conv's zero padding and the upsampling's
     edge clamping together; they are recomputed the direct way from 2-pixel input strips.
     ``fused = False`` always takes the direct way.
+
+    With ``tap_first`` (wide inputs), the channel mixing is done once per tap instead of once
+    per phase and tap: a 1x1 conv to 9 Cout maps (a quarter of the phase conv's arithmetic),
+    then a fixed grouped 3x3 stencil to the 4 phases. The stencil costs 36 / Cin of the 1x1
+    conv, and grouped convs run far below GEMM speed, so it only pays for wide inputs.
     """
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
         self.conv = _conv3x3(cin, cout)
         self.fused = True
+        self.tap_first = cin >= _TAP_FIRST_MIN_CIN
         # Phase weights are derived from conv.weight, which changes only in training and on
         # loading; kept between decoder steps, keyed by what would make them stale.
-        self._phase_cache: tuple[tuple, Tensor] | None = None
+        self._phase_cache: tuple[tuple, tuple[Tensor, ...]] | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         if self.training or not self.fused or min(x.shape[-2:]) < 4:
             return self._direct(x)
-        y = F.pixel_shuffle(F.conv2d(x, self._phase_weight_for(x), padding=1), 2)
+        weights = self._phase_weights_for(x)
+        if self.tap_first:
+            per_tap, stencil = weights
+            y = F.conv2d(F.conv2d(x, per_tap), stencil, padding=1, groups=self.conv.out_channels)
+        else:
+            y = F.conv2d(x, weights[0], padding=1)
+        y = F.pixel_shuffle(y, 2)
         y[..., :2, :] = self._direct(x[..., :2, :])[..., :2, :]
         y[..., -2:, :] = self._direct(x[..., -2:, :])[..., -2:, :]
         y[..., :, :2] = self._direct(x[..., :, :2])[..., :, :2]
         y[..., :, -2:] = self._direct(x[..., :, -2:])[..., :, -2:]
         return y
 
-    def _phase_weight_for(self, x: Tensor) -> Tensor:
+    def _phase_weights_for(self, x: Tensor) -> tuple[Tensor, ...]:
         w = self.conv.weight
         channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-        key = (w.device, w.data_ptr(), w._version, x.dtype, channels_last)
+        key = (w.device, w.data_ptr(), w._version, x.dtype, channels_last, self.tap_first)
         if self._phase_cache is None or self._phase_cache[0] != key:
-            weight = _phase_weight(w.detach()).to(x.dtype)
-            if channels_last:
-                weight = weight.contiguous(memory_format=torch.channels_last)
-            self._phase_cache = (key, weight)
+            raw = _tap_weights(w.detach()) if self.tap_first else (_phase_weight(w.detach()),)
+            fmt = torch.channels_last if channels_last else torch.contiguous_format
+            weights = tuple(t.to(x.dtype).contiguous(memory_format=fmt) for t in raw)
+            self._phase_cache = (key, weights)
         return self._phase_cache[1]
 
     def _direct(self, x: Tensor) -> Tensor:
@@ -253,6 +279,11 @@ class DUNet(nn.Module):
             x = blk(torch.cat([x, skip], dim=1), emb)
         return self.matting_head(x)
 
+
+# Inputs at least this wide take the tap-first upsampling (DUNetUpsample); measured on
+# 2 cores, fp32 and bf16: 17-21% off a ViT-S/Res34 decoder step at 1024^2; narrower inputs
+# (lite0's 96 and 48) lose with it (docs/performance.md).
+_TAP_FIRST_MIN_CIN = 128
 
 # The tail run in bands: the up blocks writing stride 2 and stride 1.
 _TAIL_BLOCKS = 2
