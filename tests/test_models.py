@@ -161,6 +161,25 @@ def test_upsample_takes_the_tap_first_way_for_wide_inputs_only() -> None:
     assert DUNetUpsample(192, 64).tap_first
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("chunk_elements", [1, 630, 1890])
+def test_tap_first_in_row_chunks_equals_one_piece(
+    monkeypatch: pytest.MonkeyPatch, channels_last: bool, chunk_elements: int
+) -> None:
+    import torch.nn.functional as F
+
+    import diffmatte.models.dunet as dunet
+
+    torch.manual_seed(0)
+    per_tap, stencil = dunet._tap_weights(torch.randn(5, 6, 3, 3))
+    x = torch.randn(2, 6, 17, 7)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    whole = F.conv2d(F.conv2d(x, per_tap), stencil, padding=1, groups=5)
+    monkeypatch.setattr(dunet, "_TAP_CHUNK_ELEMENTS", chunk_elements)  # 1 row, 1 row, 3 rows per chunk
+    torch.testing.assert_close(dunet._tap_first_phases(x, per_tap, stencil, 5), whole, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("tap_first", [False, True])
 def test_upsample_on_meta_tensors_for_flop_counting(tap_first: bool) -> None:
     from diffmatte.models.dunet import DUNetUpsample

@@ -143,8 +143,7 @@ class DUNetUpsample(nn.Module):
             return self._direct(x)
         weights = self._phase_weights_for(x)
         if self.tap_first:
-            per_tap, stencil = weights
-            y = F.conv2d(F.conv2d(x, per_tap), stencil, padding=1, groups=self.conv.out_channels)
+            y = _tap_first_phases(x, *weights, groups=self.conv.out_channels)
         else:
             y = F.conv2d(x, weights[0], padding=1)
         y = F.pixel_shuffle(y, 2)
@@ -167,6 +166,27 @@ class DUNetUpsample(nn.Module):
 
     def _direct(self, x: Tensor) -> Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False))
+
+
+def _tap_first_phases(x: Tensor, per_tap: Tensor, stencil: Tensor, groups: int) -> Tensor:
+    """The 4 Cout phase maps from the per-tap 1x1 conv and the stencil, in row chunks.
+
+    The 9 Cout tap maps are 2.25x the size of the result; chunks of rows (each with the one
+    row of context the stencil needs) keep them from adding to the memory peak on large
+    images. Zero rows stand in for the conv padding at the image's top and bottom.
+    """
+    b, _, h, w = x.shape
+    rows = max(1, _TAP_CHUNK_ELEMENTS // max(1, b * per_tap.shape[0] * w))
+    if rows >= h:
+        return F.conv2d(F.conv2d(x, per_tap), stencil, padding=1, groups=groups)
+    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    out = torch.empty((b, stencil.shape[0], h, w), dtype=x.dtype, device=x.device, memory_format=fmt)
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        lo, hi = max(0, r0 - 1), min(h, r1 + 1)
+        taps = F.pad(F.conv2d(x[..., lo:hi, :], per_tap), (0, 0, 1 - (r0 - lo), 1 - (hi - r1)))
+        out[..., r0:r1, :] = F.conv2d(taps, stencil, padding=(0, 1), groups=groups)
+    return out
 
 
 class DUNetBlock(nn.Module):
@@ -284,6 +304,10 @@ class DUNet(nn.Module):
 # 2 cores, fp32 and bf16: 17-21% off a ViT-S/Res34 decoder step at 1024^2; narrower inputs
 # (lite0's 96 and 48) lose with it (docs/performance.md).
 _TAP_FIRST_MIN_CIN = 128
+# Elements of tap maps computed at once (128 MiB in fp32): one piece up to about 1500^2
+# images; hundreds of MiB less at 4K. (Smaller chunks raised the 1024^2 peak RSS: more
+# odd-sized blocks for the allocator, which keeps freed memory.)
+_TAP_CHUNK_ELEMENTS = 1 << 25
 
 # The tail run in bands: the up blocks writing stride 2 and stride 1.
 _TAIL_BLOCKS = 2
