@@ -304,10 +304,11 @@ class DUNet(nn.Module):
 # 2 cores, fp32 and bf16: 17-21% off a ViT-S/Res34 decoder step at 1024^2; narrower inputs
 # (lite0's 96 and 48) lose with it (docs/performance.md).
 _TAP_FIRST_MIN_CIN = 128
-# Elements of tap maps computed at once (128 MiB in fp32): one piece up to about 1500^2
-# images; hundreds of MiB less at 4K. (Smaller chunks raised the 1024^2 peak RSS: more
-# odd-sized blocks for the allocator, which keeps freed memory.)
-_TAP_CHUNK_ELEMENTS = 1 << 25
+# Elements of tap maps computed at once (32 MiB in fp32). Peak RSS of a ViT-S predict at
+# 2048^2 (1 step): 2295 MiB with this, 2479 with 2^25, 2358 unchunked; the allocator keeps
+# freed memory, so block sizes matter as much as totals. The halo rows cost ~4% of the 1x1
+# work of the blocks that are chunked.
+_TAP_CHUNK_ELEMENTS = 1 << 23
 
 # The tail run in bands: the up blocks writing stride 2 and stride 1.
 _TAIL_BLOCKS = 2
