@@ -25,16 +25,22 @@ def plot(rows: list[dict], steps_list: list[int], path: str) -> None:
     import matplotlib.pyplot as plt
 
     ok = [r for r in rows if "error" not in r]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for key in sorted({(r["preset"], r["mode"]) for r in ok}):
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    # One colour per (preset, mode), one line style per step count: 20+ lines stay readable.
+    keys = sorted({(r["preset"], r["mode"]) for r in ok})
+    colours = plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")
+    dashes = ["-", "--", ":", "-."]
+    for i, key in enumerate(keys):
         rs = sorted((r for r in ok if (r["preset"], r["mode"]) == key), key=lambda r: r["megapixels"])
-        style = "-" if key[1] == "ours" else "--"
-        for k in steps_list:
-            ax1.plot([r["megapixels"] for r in rs], [r[f"total_{k}_s"] for r in rs], style, marker="o",
-                     label=f"{key[0]} {key[1]}, {k} steps")
+        colour = colours(i)
+        for j, k in enumerate(steps_list):
+            ax1.plot([r["megapixels"] for r in rs], [r[f"total_{k}_s"] for r in rs], dashes[j % len(dashes)],
+                     color=colour, marker="o", label=f"{key[0]} {key[1]}" if j == len(steps_list) - 1 else None)
         biggest = rs[-1]
-        ax2.plot(steps_list, [biggest[f"total_{k}_s"] for k in steps_list], style, marker="o",
+        ax2.plot(steps_list, [biggest[f"total_{k}_s"] for k in steps_list], "-", color=colour, marker="o",
                  label=f"{key[0]} {key[1]}, {biggest['height']}x{biggest['width']}")
+    for j, k in enumerate(steps_list):
+        ax1.plot([], [], dashes[j % len(dashes)], color="grey", label=f"{k} steps")
     ax1.set(xlabel="megapixels", ylabel="seconds", title="predict time against image size")
     ax2.set(xlabel="sampling steps", ylabel="seconds", title="predict time against steps (largest size)")
     for ax in (ax1, ax2):
