@@ -38,11 +38,15 @@ parity-bf16: $(STAMP)
 	DIFFMATTE_PARITY_PRECISION=bf16 $(BIN)/python ../shared/reference/parity/check_parity.py \
 		tests/parity_adapter.py --atol 1 --feat-atol 10 --json benchmarks/results/parity_bf16.json
 
-# The packaged default model: `diffmatte train default` (see docs/training.md). Resumes the
-# run in runs/default if one is there, so it can be stopped and started again.
+# The packaged default model (see docs/training.md and the model card): phase 1 `default`
+# from ImageNet Lite0 weights, then phase 2 `default_continue` from phase 1's best EMA
+# weights. Each phase resumes its run folder if one is there, so it can be stopped and
+# started again.
 train-default: $(STAMP)
 	if [ -d runs/default ]; then $(BIN)/diffmatte train --resume runs/default; \
 	else $(BIN)/diffmatte train default --set run_name=default; fi
+	if [ -d runs/default-2 ]; then $(BIN)/diffmatte train --resume runs/default-2; \
+	else $(BIN)/diffmatte train default_continue --set run_name=default-2; fi
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py

@@ -260,12 +260,13 @@ def _build_train_presets() -> dict[str, TrainConfig]:
         ),
         "default": default,
         # Second phase of the packaged default model: from the phase-1 EMA weights, self-aligned
-        # UTI training throughout, the real alphamatting mattes sampled 4x as often.
+        # UTI training throughout, the real alphamatting mattes sampled 8x as often (about half
+        # the samples), bf16 autocast (25% faster a step on CPUs with bf16 matrix units).
         "default_continue": dataclasses.replace(
             default, name="default_continue", init_encoder="", init_checkpoint="runs/default/best/ema.safetensors",
-            max_steps=1800, stage2_step=0, val_every=300, checkpoint_every=100,
-            data=dataclasses.replace(default.data, image_repeat=4),
-            optim=OptimConfig(lr=2e-4, warmup_steps=50, milestones=(1400,), factors=(1.0, 0.1), grad_clip=1.0,
+            max_steps=4500, stage2_step=0, amp=True, val_every=300, checkpoint_every=100,
+            data=dataclasses.replace(default.data, image_repeat=8),
+            optim=OptimConfig(lr=2e-4, warmup_steps=50, milestones=(3700,), factors=(1.0, 0.1), grad_clip=1.0,
                               ema_decay=0.998),
         ),
         # The paper's central claim in miniature (docs/results.md): equal budgets from the same
