@@ -44,9 +44,9 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from . import __version__
 from .baselines import CLASSICAL_METHODS, estimate_alpha, pymatting_version
-from .runtime import PRECISIONS
 from .errors import DiffMatteError, InputError
 from .metrics import UNKNOWN_VALUE, compute_all
+from .runtime import PRECISIONS
 from .selection import select_names
 
 __all__ = [
