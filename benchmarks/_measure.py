@@ -4,8 +4,8 @@ fresh subprocess, so that its peak RSS is its own.
 Modes:
 
 * ``ours``: what ``diffmatte predict`` does with no tuning (freed memory kept by the process,
-  channels-last decoder, decoder tail in bands, upsampling fused into the next conv, chunked
-  global attention).
+  channels-last decoder, decoder tail in bands, the upsampling shortcut without upsampled maps
+  (tap-first or phase conv), chunked global attention).
 * ``naive``: the same network and weights with all of that switched off (glibc's default
   allocator, NCHW, whole-image decoder, upsampled maps built, one attention matrix per global
   block): the way the official code executes, for a same-machine comparison.

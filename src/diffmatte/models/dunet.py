@@ -155,17 +155,22 @@ class DUNetUpsample(nn.Module):
 
     def _phase_weights_for(self, x: Tensor) -> tuple[Tensor, ...]:
         w = self.conv.weight
-        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-        key = (w.device, w.data_ptr(), w._version, x.dtype, channels_last, self.tap_first)
+        fmt = _memory_format(x)
+        key = (w.device, w.data_ptr(), w._version, x.dtype, fmt, self.tap_first)
         if self._phase_cache is None or self._phase_cache[0] != key:
             raw = _tap_weights(w.detach()) if self.tap_first else (_phase_weight(w.detach()),)
-            fmt = torch.channels_last if channels_last else torch.contiguous_format
             weights = tuple(t.to(x.dtype).contiguous(memory_format=fmt) for t in raw)
             self._phase_cache = (key, weights)
         return self._phase_cache[1]
 
     def _direct(self, x: Tensor) -> Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False))
+
+
+def _memory_format(x: Tensor) -> torch.memory_format:
+    """channels_last for NHWC activations (the decoder's layout on CPU), else contiguous."""
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 def _tap_first_phases(x: Tensor, per_tap: Tensor, stencil: Tensor, groups: int) -> Tensor:
@@ -179,8 +184,7 @@ def _tap_first_phases(x: Tensor, per_tap: Tensor, stencil: Tensor, groups: int) 
     rows = max(1, _TAP_CHUNK_ELEMENTS // max(1, b * per_tap.shape[0] * w))
     if rows >= h:
         return F.conv2d(F.conv2d(x, per_tap), stencil, padding=1, groups=groups)
-    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-    out = torch.empty((b, stencil.shape[0], h, w), dtype=x.dtype, device=x.device, memory_format=fmt)
+    out = torch.empty((b, stencil.shape[0], h, w), dtype=x.dtype, device=x.device, memory_format=_memory_format(x))
     for r0 in range(0, h, rows):
         r1 = min(h, r0 + rows)
         lo, hi = max(0, r0 - 1), min(h, r1 + 1)
