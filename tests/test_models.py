@@ -206,3 +206,51 @@ def test_upsample_phase_weights_follow_the_conv_weight(tap_first: bool) -> None:
         torch.testing.assert_close(up(x), up._direct(x), rtol=1e-5, atol=1e-5)
         up.fused = False
         assert torch.equal(up(x), up._direct(x))
+
+
+def test_decoder_prepare_inference_makes_the_weights_the_steps_use() -> None:
+    from diffmatte.models.dunet import DUNetUpsample
+
+    torch.manual_seed(0)
+    dec = DUNet(DUNetConfig(downsample_in=(7, 8, 16), upsample_in=(24, 16, 8, 8), head_channels=4)).eval()
+    dec.up_blks[0].upsample.tap_first = True  # one block of each fused path
+    dec.to(memory_format=torch.channels_last)
+    dec.prepare_inference(torch.channels_last)
+    made = {name: m._phase_cache for name, m in dec.named_modules() if isinstance(m, DUNetUpsample)}
+    assert all(c is not None for c in made.values())
+    x = torch.randn(1, 7, 32, 32).contiguous(memory_format=torch.channels_last)
+    feats = torch.randn(1, 24, 4, 4).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        dec(x, torch.tensor([0.5]), feats)
+    for name, m in dec.named_modules():
+        if isinstance(m, DUNetUpsample):
+            assert m._phase_cache is made[name], f"{name} recomputed its weights in the step"
+
+
+def test_pipeline_sample_prepares_the_decoder_before_encoding() -> None:
+    from diffmatte import DiffMatte
+    from diffmatte.models.dunet import DUNetUpsample
+
+    model = DiffMatte.from_config("tiny_vit")
+    ups = [m for m in model.net.decoder.modules() if isinstance(m, DUNetUpsample)]
+    seen: list[bool] = []
+    encode = model.net.backbone.forward
+    model.net.backbone.forward = lambda *a, **k: (seen.append(all(u._phase_cache is not None for u in ups)),  # type: ignore[method-assign]
+                                                  encode(*a, **k))[1]
+    model.sample(torch.rand(1, 3, 32, 32), torch.full((1, 1, 32, 32), 0.5), 1)
+    assert seen == [True]
+
+
+def test_half_precision_autocast_gets_bands_of_the_same_bytes() -> None:
+    net = DiffMatteNet(get_preset("tiny_vit")).eval()
+    net.decoder_band_pixels = 1000
+    seen: list[int | None] = []
+    forward = net.decoder.forward
+    net.decoder.forward = lambda *a, max_band_pixels=None: (seen.append(max_band_pixels), forward(*a))[1]  # type: ignore[method-assign]
+    image, trimap = torch.rand(1, 3, 32, 32), torch.full((1, 1, 32, 32), 0.5)
+    with torch.no_grad():
+        enc = net.encode(image, trimap)
+        net.denoise(enc, torch.zeros(1, 1, 32, 32), torch.tensor([0.5]))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            net.denoise(enc, torch.zeros(1, 1, 32, 32), torch.tensor([0.5]))
+    assert seen == [1000, 2000]

@@ -264,9 +264,18 @@ def _build_train_presets() -> dict[str, TrainConfig]:
         # the samples), bf16 autocast (25% faster a step on CPUs with bf16 matrix units).
         "default_continue": dataclasses.replace(
             default, name="default_continue", init_encoder="", init_checkpoint="runs/default/best/ema.safetensors",
-            max_steps=4500, stage2_step=0, amp=True, val_every=300, checkpoint_every=100,
+            max_steps=4200, stage2_step=0, amp=True, val_every=300, checkpoint_every=100,
             data=dataclasses.replace(default.data, image_repeat=8),
             optim=OptimConfig(lr=2e-4, warmup_steps=50, milestones=(3700,), factors=(1.0, 0.1), grad_clip=1.0,
+                              ema_decay=0.998),
+        ),
+        # Third phase: phase 2's recipe again from its best EMA weights (its validation SAD was
+        # still falling), at half the learning rate, so the warm restart does not undo phase 2.
+        "default_refine": dataclasses.replace(
+            default, name="default_refine", seed=8383, init_encoder="", init_checkpoint="runs/default-2/best/ema.safetensors",
+            max_steps=5000, stage2_step=0, amp=True, val_every=300, checkpoint_every=100,
+            data=dataclasses.replace(default.data, image_repeat=8),
+            optim=OptimConfig(lr=1e-4, warmup_steps=50, milestones=(4000,), factors=(1.0, 0.1), grad_clip=1.0,
                               ema_decay=0.998),
         ),
         # The paper's central claim in miniature (docs/results.md): equal budgets from the same
