@@ -254,3 +254,12 @@ def test_half_precision_autocast_gets_bands_of_the_same_bytes() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             net.denoise(enc, torch.zeros(1, 1, 32, 32), torch.tensor([0.5]))
     assert seen == [1000, 2000]
+
+
+def test_whole_network_runs_on_meta_tensors_for_flop_counting() -> None:
+    # benchmarks/_measure.py counts FLOPs this way.
+    net = DiffMatteNet(get_preset("tiny_vit")).eval().to("meta")
+    with torch.inference_mode():
+        enc = net.encode(torch.zeros(1, 3, 64, 64, device="meta"), torch.zeros(1, 1, 64, 64, device="meta"))
+        x0 = net.denoise(enc, torch.zeros(1, 1, 64, 64, device="meta"), torch.ones(1, device="meta"))
+    assert x0.shape == (1, 1, 64, 64)

@@ -94,8 +94,14 @@ class DiffMatteNet(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
             features = features.contiguous(memory_format=torch.channels_last)
         band = None if self.training else self.decoder_band_pixels
-        device = x.device.type
-        if band is not None and torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device).itemsize == 2:
+        if band is not None and _half_precision_autocast(x.device.type):
             band *= 2
         logits = self.decoder(x, t, features, max_band_pixels=band)
         return logits[:, :, :h, :w]
+
+
+def _half_precision_autocast(device_type: str) -> bool:
+    # Devices without autocast (meta, used for FLOP counting) raise on the query.
+    if device_type not in ("cpu", "cuda", "xpu", "mps"):
+        return False
+    return torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type).itemsize == 2
