@@ -39,14 +39,16 @@ parity-bf16: $(STAMP)
 		tests/parity_adapter.py --atol 1 --feat-atol 10 --json benchmarks/results/parity_bf16.json
 
 # The packaged default model (see docs/training.md and the model card): phase 1 `default`
-# from ImageNet Lite0 weights, then phase 2 `default_continue` from phase 1's best EMA
-# weights. Each phase resumes its run folder if one is there, so it can be stopped and
-# started again.
+# from ImageNet Lite0 weights, phase 2 `default_continue` from phase 1's best EMA weights,
+# phase 3 `default_refine` from phase 2's. Each phase resumes its run folder if one is
+# there, so it can be stopped and started again.
 train-default: $(STAMP)
 	if [ -d runs/default ]; then $(BIN)/diffmatte train --resume runs/default; \
 	else $(BIN)/diffmatte train default --set run_name=default; fi
 	if [ -d runs/default-2 ]; then $(BIN)/diffmatte train --resume runs/default-2; \
 	else $(BIN)/diffmatte train default_continue --set run_name=default-2; fi
+	if [ -d runs/default-3 ]; then $(BIN)/diffmatte train --resume runs/default-3; \
+	else $(BIN)/diffmatte train default_refine --set run_name=default-3; fi
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
