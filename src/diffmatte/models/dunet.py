@@ -141,7 +141,7 @@ class DUNetUpsample(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.training or not self.fused or min(x.shape[-2:]) < 4:
             return self._direct(x)
-        weights = self._phase_weights_for(x)
+        weights = self.phase_weights(_memory_format(x))
         if self.tap_first:
             y = _tap_first_phases(x, *weights, groups=self.conv.out_channels)
         else:
@@ -152,9 +152,6 @@ class DUNetUpsample(nn.Module):
         y[..., :, :2] = self._direct(x[..., :, :2])[..., :, :2]
         y[..., :, -2:] = self._direct(x[..., :, -2:])[..., :, -2:]
         return y
-
-    def _phase_weights_for(self, x: Tensor) -> tuple[Tensor, ...]:
-        return self.phase_weights(_memory_format(x))
 
     def phase_weights(self, memory_format: torch.memory_format) -> tuple[Tensor, ...]:
         """The weights of the fused path, in the conv weight's dtype (autocast casts them as it

@@ -102,6 +102,6 @@ class DiffMatteNet(nn.Module):
 
 def _half_precision_autocast(device_type: str) -> bool:
     # Devices without autocast (meta, used for FLOP counting) raise on the query.
-    if device_type not in ("cpu", "cuda", "xpu", "mps"):
+    if not torch.amp.is_autocast_available(device_type):
         return False
     return torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type).itemsize == 2
