@@ -65,6 +65,52 @@ def test_chunked_global_attention_equals_unchunked() -> None:
         torch.testing.assert_close(chunked(x), whole(x), atol=1e-5, rtol=1e-5)
 
 
+def _vit_pair_with_key_blocks() -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The same tiny ViT twice: whole attention, and global attention one key row at a time."""
+    torch.manual_seed(0)
+    base = dict(embed_dim=32, num_heads=2, depth=2, global_blocks=(1,), window_size=4, img_size=64)
+    whole = create_encoder("vit", ViTConfig(**base)).eval()
+    for p in whole.parameters():  # non-zero rel-pos tables so the bias path is exercised
+        if p.dim() == 2 and p.shape[1] == 16:
+            torch.nn.init.normal_(p, std=0.5)
+    blocked = create_encoder("vit", ViTConfig(**base, attn_max_bias_elements=1, attn_max_key_block_bytes=1))
+    blocked.load_state_dict(whole.state_dict())
+    blocked.eval()
+    for m in blocked.modules():
+        if hasattr(m, "key_blocks_above_bytes"):
+            m.key_blocks_above_bytes = 0
+            m.min_chunk_queries = 1
+    return whole, blocked
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_global_attention_in_key_blocks_equals_whole(precision, monkeypatch) -> None:
+    from diffmatte.encoders import vit
+
+    calls = []
+    original = vit._attention_in_key_blocks
+    monkeypatch.setattr(vit, "_attention_in_key_blocks", lambda *a: calls.append(a[-1]) or original(*a))
+    whole, blocked = _vit_pair_with_key_blocks()
+    x = torch.randn(2, 4, 96, 128)
+    bf16 = precision == "bf16"
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        expected, got = whole(x).float(), blocked(x).float()
+    assert calls and set(calls) == {1}  # every query row chunk, one key row per block
+    tol = 3e-2 if bf16 else 1e-5
+    torch.testing.assert_close(got, expected, atol=tol, rtol=tol)
+
+
+def test_global_attention_key_blocks_stay_out_of_autograd(monkeypatch) -> None:
+    from diffmatte.encoders import vit
+
+    monkeypatch.setattr(vit, "_attention_in_key_blocks", lambda *a: pytest.fail("key blocks under autograd"))
+    whole, blocked = _vit_pair_with_key_blocks()
+    x = torch.randn(1, 4, 64, 64)
+    out = blocked(x)
+    out.sum().backward()
+    torch.testing.assert_close(out, whole(x), atol=1e-5, rtol=1e-5)
+
+
 def test_encoder_registry_rejects_unknown_names() -> None:
     assert {"vit", "resnet34", "swin_t"} <= set(list_encoders())
     with pytest.raises(ValueError, match="known encoders"):

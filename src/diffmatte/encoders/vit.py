@@ -40,6 +40,11 @@ class ViTConfig:
     # global attention runs in chunks of query rows under this budget (2**23 = 32 MiB fp32),
     # but never fewer than _MIN_CHUNK_QUERIES queries per chunk.
     attn_max_bias_elements: int = 2**23
+    # Without autograd on CPU, a query chunk whose bias would exceed 16 MiB attends to whole
+    # rows of keys at a time, at most this many bytes of bias per image and head (512 KiB: a
+    # core's L2 cache), and the blocks are merged by log-sum-exp: the bias is then written and
+    # read while in cache.
+    attn_max_key_block_bytes: int = 2**19
 
     def __post_init__(self) -> None:
         if self.embed_dim % self.num_heads:
@@ -52,8 +57,8 @@ class ViTConfig:
             raise ValueError(f"global_blocks {self.global_blocks} must index blocks 0..{self.depth - 1}")
         if self.img_size % self.patch_size:
             raise ValueError(f"img_size {self.img_size} must be a multiple of patch_size {self.patch_size}")
-        if self.attn_max_bias_elements < 1:
-            raise ValueError("attn_max_bias_elements must be positive")
+        if self.attn_max_bias_elements < 1 or self.attn_max_key_block_bytes < 1:
+            raise ValueError("attn_max_bias_elements and attn_max_key_block_bytes must be positive")
 
     @property
     def head_dim(self) -> int:
@@ -92,6 +97,11 @@ class ViTDropPath(nn.Module):
 # Below about 256 queries per chunk the per-chunk passes over K and V dominate: at 2048x2048
 # chunks of 128 queries made the encoder 30% slower than chunks of 256 (2-core x86 CPU).
 _MIN_CHUNK_QUERIES = 256
+# Key blocks pay where a query chunk's whole bias would not stay in the last-level cache: one
+# ViT-S global block at 2048^2 took 5.7-6.6 s so and 3.8-4.4 s in key blocks (fp32; bf16 4.6-4.9
+# -> 3.7 s), at 1024^2 fp32 (a 31 MiB bias) 0.29-0.30 -> 0.27 s; a 16 MiB bf16 bias (1024^2) was
+# 0.24 s whole and 0.27-0.33 s in blocks, and windows' small biases lost too (0.06 -> 0.09 s).
+_KEY_BLOCKS_ABOVE_BYTES = 2**24
 
 
 class ViTAttention(nn.Module):
@@ -102,6 +112,8 @@ class ViTAttention(nn.Module):
         self.num_heads = config.num_heads
         self.head_dim = config.head_dim
         self.max_bias_elements = config.attn_max_bias_elements
+        self.max_key_block_bytes = config.attn_max_key_block_bytes
+        self.key_blocks_above_bytes = _KEY_BLOCKS_ABOVE_BYTES
         self.min_chunk_queries = _MIN_CHUNK_QUERIES
         self.qkv = nn.Linear(config.embed_dim, 3 * config.embed_dim, bias=True)
         self.proj = nn.Linear(config.embed_dim, config.embed_dim)
@@ -126,6 +138,12 @@ class ViTAttention(nn.Module):
             # The relative terms use the unscaled q (as the official code does).
             rel_h = torch.einsum("bnyxc,ykc->bnyxk", qg, rh[r0:r1])  # (B, nh, rows, w, h)
             rel_w = torch.einsum("bnyxc,xkc->bnyxk", qg, rw)  # (B, nh, rows, w, w)
+            itemsize = qc.element_size()
+            key_rows = max(1, self.max_key_block_bytes // (qc.shape[2] * w * itemsize))
+            chunk_bias_bytes = b * self.num_heads * qc.shape[2] * n * itemsize
+            if chunk_bias_bytes > self.key_blocks_above_bytes and key_rows < h and _key_blocks_supported(qc):
+                out[:, :, r0 * w : r1 * w] = _attention_in_key_blocks(qc, k, v, rel_h, rel_w, key_rows)
+                continue
             if torch.is_grad_enabled():
                 bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(b, self.num_heads, qc.shape[2], n)
             else:
@@ -137,6 +155,50 @@ class ViTAttention(nn.Module):
             out[:, :, r0 * w : r1 * w] = F.scaled_dot_product_attention(qc, k, v, attn_mask=bias)
         out = out.transpose(1, 2).reshape(b, h, w, c)
         return self.proj(out)
+
+
+# The CPU flash kernel behind F.scaled_dot_product_attention, which also returns the
+# log-sum-exp of each query's scores: what merging attention over key blocks needs.
+_flash_attention_with_lse = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+
+
+def _key_blocks_supported(q: Tensor) -> bool:
+    return (
+        _flash_attention_with_lse is not None
+        and not torch.is_grad_enabled()
+        and q.device.type == "cpu"
+        and q.dtype in (torch.float32, torch.bfloat16)
+    )
+
+
+def _attention_in_key_blocks(q: Tensor, k: Tensor, v: Tensor, rel_h: Tensor, rel_w: Tensor, key_rows: int) -> Tensor:
+    """Attention of one query chunk over all keys, ``key_rows`` rows of keys at a time.
+
+    The whole-row bias of a large image is written once and read once from memory (at 2048^2
+    that traffic was a third of a global block's time); per key block it stays in cache. The
+    partial results are merged by their log-sum-exps, in float32.
+    ``q``: (B, nh, rows * w, hd); ``k``, ``v``: (B, nh, h * w, hd); ``rel_h``: (B, nh, rows, w, h);
+    ``rel_w``: (B, nh, rows, w, w).
+    """
+    b, nh, rows, w, h = rel_h.shape
+    m = rows * w
+    block = q.new_empty(b * nh * m * key_rows * w)
+    out = lse = None
+    for k0 in range(0, h, key_rows):
+        k1 = min(h, k0 + key_rows)
+        bias = block[: b * nh * m * (k1 - k0) * w].view(b, nh, rows, w, k1 - k0, w)
+        torch.add(rel_h[..., k0:k1, None], rel_w[..., None, :], out=bias)
+        keys = slice(k0 * w, k1 * w)
+        part, part_lse = _flash_attention_with_lse(q, k[:, :, keys], v[:, :, keys], attn_mask=bias.view(b, nh, m, -1))
+        part, part_lse = part.float(), part_lse.float()
+        if out is None:
+            out, lse = part, part_lse
+            continue
+        merged = torch.logaddexp(lse, part_lse)
+        out.mul_(torch.exp(lse - merged)[..., None]).add_(part.mul_(torch.exp(part_lse - merged)[..., None]))
+        lse = merged
+    assert out is not None
+    return out.to(q.dtype)
 
 
 class ViTLayerNorm2d(nn.Module):
