@@ -8,7 +8,7 @@ Modes:
   (tap-first or phase conv), chunked global attention).
 * ``naive``: the same network and weights with all of that switched off (glibc's default
   allocator, NCHW, whole-image decoder, upsampled maps built, one attention matrix per global
-  block): the way the official code executes, for a same-machine comparison.
+  block, no key blocks): the way the official code executes, for a same-machine comparison.
 * ``naive-kept``: ``naive`` with freed memory kept, like the official code run with
   ``MALLOC_MMAP_MAX_=0`` and a large ``MALLOC_TRIM_THRESHOLD_``.
 * ``ours-bf16``: ``ours`` with ``precision="bf16"`` (``diffmatte predict --precision bf16``).
@@ -91,6 +91,7 @@ def measure(preset: str, h: int, w: int, steps_list: list[int], threads: int, mo
         for m in net.modules():
             if hasattr(m, "max_bias_elements"):
                 m.max_bias_elements = 2**62
+                m.key_blocks_above_bytes = 2**62
             if isinstance(m, DUNetUpsample):
                 m.fused = False
     image = torch.rand(1, 3, h, w)

@@ -151,6 +151,22 @@ def test_banded_decoder_equals_unbanded(preset: str, budget: int) -> None:
     torch.testing.assert_close(banded, whole, atol=1e-5, rtol=1e-5)
 
 
+def test_decoder_bands_keep_a_minimum_height() -> None:
+    net = DiffMatteNet(get_preset("tiny_vit")).eval()
+    budgets: list[int | None] = []
+    forward = net.decoder.forward
+    net.decoder.forward = lambda *a, max_band_pixels=None: (budgets.append(max_band_pixels), forward(*a))[1]  # type: ignore[method-assign]
+    image, trimap = torch.rand(2, 3, 150, 70), torch.full((2, 1, 150, 70), 0.5)
+    with torch.inference_mode():
+        enc = net.encode(image, trimap)
+        wp = enc.condition.shape[-1]
+        net.decoder_band_pixels, net.decoder_min_band_rows = 1, 32
+        net.denoise(enc, torch.randn(2, 1, 150, 70), torch.rand(2))
+        net.decoder_band_pixels = 10**6
+        net.denoise(enc, torch.randn(2, 1, 150, 70), torch.rand(2))
+    assert budgets == [32 * 2 * wp, 10**6]
+
+
 @pytest.mark.parametrize("preset", ["tiny_vit", "tiny_res34"])
 def test_channels_last_decoder_equals_nchw(preset: str) -> None:
     torch.manual_seed(0)
@@ -289,7 +305,7 @@ def test_pipeline_sample_prepares_the_decoder_before_encoding() -> None:
 
 def test_half_precision_autocast_gets_bands_of_the_same_bytes() -> None:
     net = DiffMatteNet(get_preset("tiny_vit")).eval()
-    net.decoder_band_pixels = 1000
+    net.decoder_band_pixels, net.decoder_min_band_rows = 1000, 1
     seen: list[int | None] = []
     forward = net.decoder.forward
     net.decoder.forward = lambda *a, max_band_pixels=None: (seen.append(max_band_pixels), forward(*a))[1]  # type: ignore[method-assign]
