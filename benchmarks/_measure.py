@@ -5,10 +5,12 @@ Modes:
 
 * ``ours``: what ``diffmatte predict`` does with no tuning (freed memory kept by the process,
   channels-last decoder, decoder tail in bands, the upsampling shortcut without upsampled maps
-  (tap-first or phase conv), chunked global attention).
+  (tap-first or phase conv), batch norms folded into the decoder's convs, global attention in
+  query chunks and, for large images, key blocks).
 * ``naive``: the same network and weights with all of that switched off (glibc's default
-  allocator, NCHW, whole-image decoder, upsampled maps built, one attention matrix per global
-  block, no key blocks): the way the official code executes, for a same-machine comparison.
+  allocator, NCHW, whole-image decoder, upsampled maps built, batch norms after the convs, one
+  attention matrix per global block): the way the official code executes, for a same-machine
+  comparison.
 * ``naive-kept``: ``naive`` with freed memory kept, like the official code run with
   ``MALLOC_MMAP_MAX_=0`` and a large ``MALLOC_TRIM_THRESHOLD_``.
 * ``ours-bf16``: ``ours`` with ``precision="bf16"`` (``diffmatte predict --precision bf16``).
@@ -94,6 +96,8 @@ def measure(preset: str, h: int, w: int, steps_list: list[int], threads: int, mo
                 m.key_blocks_above_bytes = 2**62
             if isinstance(m, DUNetUpsample):
                 m.fused = False
+            if hasattr(m, "fold_batch_norm"):
+                m.fold_batch_norm = False
     image = torch.rand(1, 3, h, w)
     trimap = torch.full((1, 1, h, w), 0.5)
     trimap[..., : w // 4] = 0

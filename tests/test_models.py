@@ -270,6 +270,49 @@ def test_upsample_phase_weights_follow_the_conv_weight(tap_first: bool) -> None:
         assert torch.equal(up(x), up._direct(x))
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_decoder_with_batch_norms_folded_equals_unfolded(channels_last: bool) -> None:
+    torch.manual_seed(0)
+    dec = DUNet(DUNetConfig(downsample_in=(7, 8, 16), upsample_in=(24, 16, 8, 8), head_channels=4)).eval()
+
+    def randomise_batch_norms() -> None:
+        for m in dec.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.data.uniform_(0.5, 1.5)
+                m.bias.data.normal_(0, 0.3)
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    dec.to(memory_format=fmt)
+    x = torch.randn(2, 7, 32, 40).contiguous(memory_format=fmt)
+    feats = torch.randn(2, 24, 4, 5).contiguous(memory_format=fmt)
+    t = torch.tensor([0.3, 0.8])
+
+    def both() -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.inference_mode():
+            folded = dec(x, t, feats)
+            for m in dec.modules():
+                if hasattr(m, "fold_batch_norm"):
+                    m.fold_batch_norm = False
+            unfolded = dec(x, t, feats)
+            for m in dec.modules():
+                if hasattr(m, "fold_batch_norm"):
+                    m.fold_batch_norm = True
+        return folded, unfolded
+
+    randomise_batch_norms()
+    folded, unfolded = both()
+    torch.testing.assert_close(folded, unfolded, atol=1e-5, rtol=1e-5)
+    randomise_batch_norms()  # as loading other weights would: the folded weights follow
+    folded_again, unfolded_again = both()
+    assert not torch.allclose(unfolded_again, unfolded, atol=1e-3)
+    torch.testing.assert_close(folded_again, unfolded_again, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():  # training mode never takes the folded path
+        dec.train()
+        assert not torch.equal(dec(x, t, feats), folded_again)
+
+
 def test_decoder_prepare_inference_makes_the_weights_the_steps_use() -> None:
     from diffmatte.models.dunet import DUNetUpsample
 
@@ -279,7 +322,8 @@ def test_decoder_prepare_inference_makes_the_weights_the_steps_use() -> None:
     dec.to(memory_format=torch.channels_last)
     dec.prepare_inference(torch.channels_last)
     made = {name: m._phase_cache for name, m in dec.named_modules() if isinstance(m, DUNetUpsample)}
-    assert all(c is not None for c in made.values())
+    made |= {name: m._folded._cache for name, m in dec.named_modules() if hasattr(m, "_folded")}
+    assert len(made) == 3 + 5 + 1 and all(c is not None for c in made.values())
     x = torch.randn(1, 7, 32, 32).contiguous(memory_format=torch.channels_last)
     feats = torch.randn(1, 24, 4, 4).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
@@ -287,6 +331,8 @@ def test_decoder_prepare_inference_makes_the_weights_the_steps_use() -> None:
     for name, m in dec.named_modules():
         if isinstance(m, DUNetUpsample):
             assert m._phase_cache is made[name], f"{name} recomputed its weights in the step"
+        if hasattr(m, "_folded"):
+            assert m._folded._cache is made[name], f"{name} refolded its batch norms in the step"
 
 
 def test_pipeline_sample_prepares_the_decoder_before_encoding() -> None:

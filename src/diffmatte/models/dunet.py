@@ -196,6 +196,39 @@ def _tap_first_phases(x: Tensor, per_tap: Tensor, stencil: Tensor, groups: int) 
     return out
 
 
+def _fold_batch_norm(weight: Tensor, bias: Tensor | None, bn: nn.BatchNorm2d, out_dim: int) -> tuple[Tensor, Tensor]:
+    """(weight, bias) of a conv whose output an eval-mode batch norm then scales and shifts."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    shape = [1] * weight.dim()
+    shape[out_dim] = -1
+    shift = bn.bias - bn.running_mean * scale
+    if bias is not None:
+        shift = shift + bias * scale
+    return (weight * scale.view(shape)).contiguous(memory_format=_memory_format(weight)), shift
+
+
+class _FoldedBatchNorm:
+    """Convs with their following eval-mode batch norms folded in, for inference without
+    autograd: the norms' passes over the maps (3% of a decoder step) and their outputs go.
+    Kept between steps, keyed by the parameters' and buffers' storage and version."""
+
+    def __init__(self) -> None:
+        self._cache: tuple[tuple, tuple[Tensor, ...]] | None = None
+
+    def get(self, pairs: list[tuple[nn.Module, nn.BatchNorm2d]]) -> tuple[Tensor, ...]:
+        tensors = [t for conv, bn in pairs for t in (*conv.parameters(), *bn.parameters(), *bn.buffers())]
+        key = tuple((t.device, t.data_ptr(), t._version, t.dtype, _memory_format(t)) for t in tensors)
+        if self._cache is None or self._cache[0] != key:
+            with torch.no_grad():
+                folded = tuple(
+                    t
+                    for conv, bn in pairs
+                    for t in _fold_batch_norm(conv.weight, conv.bias, bn, 1 if isinstance(conv, nn.ConvTranspose2d) else 0)
+                )
+            self._cache = (key, folded)
+        return self._cache[1]
+
+
 class DUNetBlock(nn.Module):
     """Residual block that halves (down) or doubles (up) the resolution, with a time shift."""
 
@@ -212,17 +245,29 @@ class DUNetBlock(nn.Module):
         self.emb_layers = nn.Sequential(nn.Linear(emb_channels, cout), nn.ReLU())
         self.conv2 = _conv3x3(cout, cout)
         self.bn2 = nn.BatchNorm2d(cout)
+        self.fold_batch_norm = True
+        self._folded = _FoldedBatchNorm()
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
         # Without autograd, work in place: full-resolution maps are the memory peak.
         inplace = not torch.is_grad_enabled()
-        out = F.relu(self.bn1(self.conv1(x)), inplace=inplace)
         shift = self.emb_layers(emb)[:, :, None, None]
-        out = out.add_(shift) if inplace else out + shift
-        out = self.bn2(self.conv2(out))
+        if inplace and not self.training and self.fold_batch_norm:
+            w1, b1, w2, b2 = self.folded_weights()
+            conv1 = F.conv_transpose2d(x, w1, b1, stride=2, padding=1) if self.up else F.conv2d(x, w1, b1, stride=2, padding=1)
+            out = F.relu_(conv1).add_(shift)
+            out = F.conv2d(out, w2, b2, padding=1)
+        else:
+            out = F.relu(self.bn1(self.conv1(x)), inplace=inplace)
+            out = out.add_(shift) if inplace else out + shift
+            out = self.bn2(self.conv2(out))
         shortcut = self.upsample(x) if self.up else self.downsample(x)
         out = out.add_(shortcut) if inplace else out + shortcut
         return F.relu(out, inplace=inplace)
+
+    def folded_weights(self) -> tuple[Tensor, ...]:
+        """(conv1 weight, bias, conv2 weight, bias) with bn1 and bn2 folded in."""
+        return self._folded.get([(self.conv1, self.bn1), (self.conv2, self.bn2)])
 
 
 class DUNetHead(nn.Module):
@@ -234,9 +279,19 @@ class DUNetHead(nn.Module):
             nn.ReLU(),
             nn.Conv2d(mid, 1, 1),
         )
+        self.fold_batch_norm = True
+        self._folded = _FoldedBatchNorm()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.matting_convs(x)
+        if torch.is_grad_enabled() or self.training or not self.fold_batch_norm:
+            return self.matting_convs(x)
+        w, b = self.folded_weights()
+        return self.matting_convs[3](F.relu_(F.conv2d(x, w, b, padding=1)))
+
+    def folded_weights(self) -> tuple[Tensor, ...]:
+        """The 3x3 conv's (weight, bias) with the batch norm folded in."""
+        conv, bn = self.matting_convs[0], self.matting_convs[1]
+        return self._folded.get([(conv, bn)])
 
 
 class DUNet(nn.Module):
@@ -312,6 +367,8 @@ class DUNet(nn.Module):
         for m in self.modules():
             if isinstance(m, DUNetUpsample) and m.fused:
                 m.phase_weights(memory_format)
+            if isinstance(m, (DUNetBlock, DUNetHead)) and m.fold_batch_norm:
+                m.folded_weights()
 
     def _tail(self, x: Tensor, skips: list[Tensor], emb: Tensor) -> Tensor:
         for blk, skip in zip(self.up_blks[len(self.up_blks) - len(skips) :], skips, strict=True):
