@@ -357,7 +357,8 @@ class DUNet(nn.Module):
         return torch.cat(bands, dim=-2)
 
     def prepare_inference(self, memory_format: torch.memory_format = torch.contiguous_format) -> None:
-        """Compute the up blocks' fused-path weights now rather than inside the first step.
+        """Compute the up blocks' fused-path weights and the folded batch norms now rather than
+        inside the first step.
 
         Long-lived tensors allocated amid a step's large temporaries split the freed memory
         that the allocator keeps, and later steps then grow the heap: a ViT-S predict at
