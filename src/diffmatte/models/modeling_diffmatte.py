@@ -51,8 +51,8 @@ class DiffMatteNet(nn.Module):
         # and 6% (bf16) faster with 2^18 than 2^17, but fp32 peak RSS grows 966 -> 1142 MiB.
         self.decoder_band_pixels: int | None = 1 << 17
         # Bands never hold fewer output rows than this: each recomputes a halo of 8 output
-        # rows on either side, which at 2^17 pixels on wide images (64 rows at 2048 px) cost
-        # a ViT-S step at 2048^2 7.86-7.97 s against 8.79-8.86 s with 128 rows (halo 3 rows).
+        # rows on either side, so on wide images bands of 2^17 pixels (64 rows at 2048 px)
+        # made a ViT-S step at 2048^2 take 8.79-8.86 s, 128-row bands 7.86-7.97 s (halo 3).
         self.decoder_min_band_rows = 128
         self.decoder_channels_last = False
         if config.decoder.in_channels != 7:
