@@ -311,6 +311,12 @@ def test_decoder_with_batch_norms_folded_equals_unfolded(channels_last: bool) ->
     with torch.no_grad():  # training mode never takes the folded path
         dec.train()
         assert not torch.equal(dec(x, t, feats), folded_again)
+    # That training-mode call moved the running statistics without bumping their versions:
+    # the folded weights must not outlive it.
+    dec.eval()
+    folded_after_training, unfolded_after_training = both()
+    assert not torch.allclose(unfolded_after_training, unfolded_again, atol=1e-3)
+    torch.testing.assert_close(folded_after_training, unfolded_after_training, atol=1e-5, rtol=1e-5)
 
 
 def test_decoder_prepare_inference_makes_the_weights_the_steps_use() -> None:

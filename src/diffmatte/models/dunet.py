@@ -210,10 +210,14 @@ def _fold_batch_norm(weight: Tensor, bias: Tensor | None, bn: nn.BatchNorm2d, ou
 class _FoldedBatchNorm:
     """Convs with their following eval-mode batch norms folded in, for inference without
     autograd: the norms' passes over the maps (3% of a decoder step) and their outputs go.
-    Kept between steps, keyed by the parameters' and buffers' storage and version."""
+    Kept between steps, keyed by the parameters' and buffers' storage and version; dropped by
+    every training-mode forward, whose running-statistics updates leave the version as it is."""
 
     def __init__(self) -> None:
         self._cache: tuple[tuple, tuple[Tensor, ...]] | None = None
+
+    def forget(self) -> None:
+        self._cache = None
 
     def get(self, pairs: list[tuple[nn.Module, nn.BatchNorm2d]]) -> tuple[Tensor, ...]:
         tensors = [t for conv, bn in pairs for t in (*conv.parameters(), *bn.parameters(), *bn.buffers())]
@@ -258,6 +262,8 @@ class DUNetBlock(nn.Module):
             out = F.relu_(conv1).add_(shift)
             out = F.conv2d(out, w2, b2, padding=1)
         else:
+            if self.training:
+                self._folded.forget()
             out = F.relu(self.bn1(self.conv1(x)), inplace=inplace)
             out = out.add_(shift) if inplace else out + shift
             out = self.bn2(self.conv2(out))
@@ -284,6 +290,8 @@ class DUNetHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if torch.is_grad_enabled() or self.training or not self.fold_batch_norm:
+            if self.training:
+                self._folded.forget()
             return self.matting_convs(x)
         w, b = self.folded_weights()
         return self.matting_convs[3](F.relu_(F.conv2d(x, w, b, padding=1)))
