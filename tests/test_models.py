@@ -47,40 +47,38 @@ def test_dunet_config_validation() -> None:
         DUNetConfig(downsample_in=(7, 8), upsample_in=(8,))
 
 
-def test_chunked_global_attention_equals_unchunked() -> None:
+def _vit_pair(split_config: dict, **attention_attrs: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The same tiny ViT twice, in eval mode: global attention in one piece, and split as
+    ``split_config`` (ViTConfig fields) and ``attention_attrs`` (ViTAttention attributes) say."""
     torch.manual_seed(0)
     base = dict(embed_dim=32, num_heads=2, depth=2, global_blocks=(1,), window_size=4, img_size=64)
     whole = create_encoder("vit", ViTConfig(**base, attn_max_bias_elements=10**9)).eval()
-    chunked = create_encoder("vit", ViTConfig(**base, attn_max_bias_elements=1))  # one query row per chunk
     for p in whole.parameters():  # non-zero rel-pos tables so the bias path is exercised
         if p.dim() == 2 and p.shape[1] == 16:
             torch.nn.init.normal_(p, std=0.5)
-    chunked.load_state_dict(whole.state_dict())
-    chunked.eval()
-    for m in chunked.modules():
+    split = create_encoder("vit", ViTConfig(**base, **split_config))
+    split.load_state_dict(whole.state_dict())
+    split.eval()
+    for m in split.modules():
         if hasattr(m, "min_chunk_queries"):
-            m.min_chunk_queries = 1
+            for name, value in attention_attrs.items():
+                setattr(m, name, value)
+    return whole, split
+
+
+def test_chunked_global_attention_equals_unchunked() -> None:
+    # One query row per chunk.
+    whole, chunked = _vit_pair(dict(attn_max_bias_elements=1), min_chunk_queries=1)
     x = torch.randn(2, 4, 96, 128)
     with torch.inference_mode():
         torch.testing.assert_close(chunked(x), whole(x), atol=1e-5, rtol=1e-5)
 
 
 def _vit_pair_with_key_blocks() -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The same tiny ViT twice: whole attention, and global attention one key row at a time."""
-    torch.manual_seed(0)
-    base = dict(embed_dim=32, num_heads=2, depth=2, global_blocks=(1,), window_size=4, img_size=64)
-    whole = create_encoder("vit", ViTConfig(**base)).eval()
-    for p in whole.parameters():  # non-zero rel-pos tables so the bias path is exercised
-        if p.dim() == 2 and p.shape[1] == 16:
-            torch.nn.init.normal_(p, std=0.5)
-    blocked = create_encoder("vit", ViTConfig(**base, attn_max_bias_elements=1, attn_max_key_block_bytes=1))
-    blocked.load_state_dict(whole.state_dict())
-    blocked.eval()
-    for m in blocked.modules():
-        if hasattr(m, "key_blocks_above_bytes"):
-            m.key_blocks_above_bytes = 0
-            m.min_chunk_queries = 1
-    return whole, blocked
+    """Whole attention, and global attention one query row and one key row at a time."""
+    return _vit_pair(
+        dict(attn_max_bias_elements=1, attn_max_key_block_bytes=1), key_blocks_above_bytes=0, min_chunk_queries=1
+    )
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -151,11 +149,17 @@ def test_banded_decoder_equals_unbanded(preset: str, budget: int) -> None:
     torch.testing.assert_close(banded, whole, atol=1e-5, rtol=1e-5)
 
 
-def test_decoder_bands_keep_a_minimum_height() -> None:
-    net = DiffMatteNet(get_preset("tiny_vit")).eval()
+def _record_band_budgets(net: DiffMatteNet) -> list[int | None]:
+    """The ``max_band_pixels`` of every later decoder call, in order."""
     budgets: list[int | None] = []
     forward = net.decoder.forward
     net.decoder.forward = lambda *a, max_band_pixels=None: (budgets.append(max_band_pixels), forward(*a))[1]  # type: ignore[method-assign]
+    return budgets
+
+
+def test_decoder_bands_keep_a_minimum_height() -> None:
+    net = DiffMatteNet(get_preset("tiny_vit")).eval()
+    budgets = _record_band_budgets(net)
     image, trimap = torch.rand(2, 3, 150, 70), torch.full((2, 1, 150, 70), 0.5)
     with torch.inference_mode():
         enc = net.encode(image, trimap)
@@ -358,9 +362,7 @@ def test_pipeline_sample_prepares_the_decoder_before_encoding() -> None:
 def test_half_precision_autocast_gets_bands_of_the_same_bytes() -> None:
     net = DiffMatteNet(get_preset("tiny_vit")).eval()
     net.decoder_band_pixels, net.decoder_min_band_rows = 1000, 1
-    seen: list[int | None] = []
-    forward = net.decoder.forward
-    net.decoder.forward = lambda *a, max_band_pixels=None: (seen.append(max_band_pixels), forward(*a))[1]  # type: ignore[method-assign]
+    seen = _record_band_budgets(net)
     image, trimap = torch.rand(1, 3, 32, 32), torch.full((1, 1, 32, 32), 0.5)
     with torch.no_grad():
         enc = net.encode(image, trimap)

@@ -221,7 +221,8 @@ class _FoldedBatchNorm:
 
     def get(self, pairs: list[tuple[nn.Module, nn.BatchNorm2d]]) -> tuple[Tensor, ...]:
         tensors = [t for conv, bn in pairs for t in (*conv.parameters(), *bn.parameters(), *bn.buffers())]
-        key = tuple((t.device, t.data_ptr(), t._version, t.dtype, _memory_format(t)) for t in tensors)
+        key = tuple((t.device, t.data_ptr(), t._version, t.dtype) for t in tensors)
+        key += tuple(_memory_format(conv.weight) for conv, _ in pairs)
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
                 folded = tuple(
