@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test parity parity-bf16 bench train-default clean
+.PHONY: setup demo test parity parity-bf16 bench data valset train-default clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,21 @@ parity-bf16: $(STAMP)
 	DIFFMATTE_PARITY_PRECISION=bf16 $(BIN)/python ../shared/reference/parity/check_parity.py \
 		tests/parity_adapter.py --atol 1 --feat-atol 10 --json benchmarks/results/parity_bf16.json
 
+# The data engine's inputs: Debian's wallpaper packages (needs root or sudo), their manifest
+# with a train/val split by picture, and the fixed composited validation set (runs/valset).
+WALLPAPERS := gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers ukui-wallpapers desktop-base \
+	lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 sway-backgrounds cinnamon-desktop-data
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+data: $(STAMP)
+	@if ! dpkg -s $(WALLPAPERS) >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+			--no-install-recommends $(WALLPAPERS); fi
+	$(BIN)/diffmatte data backgrounds -o data/backgrounds.csv --extra ../shared/data/backgrounds
+
+valset: data
+	$(BIN)/diffmatte data valset -o runs/valset --manifest data/backgrounds.csv \
+		--gt ../shared/data/alphamatting_training_lowres
+
 # The packaged default model (see docs/training.md and the model card): phase 1 `default`
 # from ImageNet Lite0 weights, phase 2 `default_continue` from phase 1's best EMA weights,
 # phase 3 `default_refine` from phase 2's. Each phase resumes its run folder if one is
@@ -49,6 +64,9 @@ train-default: $(STAMP)
 	else $(BIN)/diffmatte train default_continue --set run_name=default-2; fi
 	if [ -d runs/default-3 ]; then $(BIN)/diffmatte train --resume runs/default-3; \
 	else $(BIN)/diffmatte train default_refine --set run_name=default-3; fi
+	$(MAKE) valset
+	if [ -d runs/default-4 ]; then $(BIN)/diffmatte train --resume runs/default-4; \
+	else $(BIN)/diffmatte train default_engine --set run_name=default-4; fi
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py

@@ -24,6 +24,7 @@ from .models.configuration import DiffMatteConfig, get_preset
 from .models.modeling_diffmatte import DiffMatteNet
 from .runtime import PRECISIONS, cpu_has_fast_bf16, keep_freed_memory
 from .transforms import check_trimap_values
+from .upsample import downscale_image, downscale_trimap, guided_upsample, working_shape
 
 __all__ = ["DiffMatte", "MattingOutput", "Precision", "write_known_regions"]
 
@@ -186,6 +187,7 @@ class DiffMatte:
         sampler: SamplerName = "ddim",
         official_postprocess: bool = False,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        working_megapixels: float | None = None,
     ) -> np.ndarray:
         """Alpha matte for one image.
 
@@ -198,6 +200,10 @@ class DiffMatte:
             seed: the same seed gives the same matte; None draws fresh noise.
             trajectory: return every step's x0 estimate instead of the final matte only.
             max_pixels: refuse images with more pixels (None: no limit).
+            working_megapixels: matte images larger than this at this size and bring the matte back
+                to full size with a guided upsampler (diffmatte.upsample); the known trimap regions
+                are then written at full resolution. None: the model's own
+                (``config.working_megapixels``; 0 for official checkpoints); 0: full resolution.
 
         Returns:
             (H, W) float32 in [0, 1]; with ``trajectory=True``, (steps, H, W) float32 in [0, 1]
@@ -217,6 +223,15 @@ class DiffMatte:
             return np.repeat(known[None], steps, axis=0) if trajectory else known
         if not bool((tri != 0.5).any()):
             warn_user("the trimap has no known pixels (no 0 or 255): matting still runs, but the quality is lower")
+        megapixels = self.config.working_megapixels if working_megapixels is None else working_megapixels
+        if megapixels < 0:
+            raise InputError(f"working_megapixels must be >= 0 (0 = full resolution), got {megapixels}")
+        low = working_shape(*tri_arr.shape, megapixels)
+        img_low = img_arr
+        if low != tri_arr.shape:
+            img_low = downscale_image(img_arr, low)
+            img = torch.from_numpy(np.ascontiguousarray(img_low.transpose(2, 0, 1)))[None]
+            tri = torch.from_numpy(downscale_trimap(tri_arr, low))[None, None]
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         out = self.sample(
             img,
@@ -227,16 +242,22 @@ class DiffMatte:
             official_postprocess=official_postprocess,
             trajectory=trajectory,
         )
-        alpha = out.alpha[0, 0].float().cpu().numpy()
-        if not trajectory:
-            return alpha
-        frames = [
-            write_known_regions(((x0 + 1.0) * 0.5).clamp(0.0, 1.0), tri.to(x0.device), official=official_postprocess)
-            for x0 in out.pred_x0_steps
-        ]
-        stack = torch.cat(frames, dim=1)[0].float().cpu().numpy()  # (steps, H, W)
-        stack[-1] = alpha  # equal up to rounding; made exact so the contract holds
-        return stack
+        frames = [out.alpha]
+        if trajectory:
+            frames = [
+                write_known_regions(((x0 + 1.0) * 0.5).clamp(0.0, 1.0), tri.to(x0.device), official=official_postprocess)
+                for x0 in out.pred_x0_steps[:-1]
+            ] + frames  # the last x0 is the matte itself, up to rounding: made exact so the contract holds
+        stack = torch.cat(frames, dim=1)[0].float().cpu().numpy()  # (frames, h, w)
+        if low != tri_arr.shape:
+            full_tri = torch.from_numpy(tri_arr)[None, None]
+            stack = np.stack([
+                write_known_regions(
+                    torch.from_numpy(guided_upsample(f, img_low, img_arr))[None, None], full_tri, official=official_postprocess
+                )[0, 0].numpy()
+                for f in stack
+            ])
+        return stack if trajectory else stack[0]
 
     def predict_batch(
         self,
@@ -249,6 +270,7 @@ class DiffMatte:
         sampler: SamplerName = "ddim",
         official_postprocess: bool = False,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        working_megapixels: float | None = None,
     ) -> list[np.ndarray]:
         """Mattes for a list of images, one ``predict`` each with the same arguments.
 
@@ -276,6 +298,7 @@ class DiffMatte:
                 sampler=sampler,
                 official_postprocess=official_postprocess,
                 max_pixels=max_pixels,
+                working_megapixels=working_megapixels,
             )
             for image, trimap in zip(images, trimaps, strict=True)
         ]

@@ -246,6 +246,23 @@ def _build_train_presets() -> dict[str, TrainConfig]:
         default_continue, name="default_refine", seed=8383, init_checkpoint="runs/default-2/best/ema.safetensors",
         max_steps=4500, optim=dataclasses.replace(default_continue.optim, lr=1e-4, milestones=(3300,)),
     )
+    # Fourth phase (issue 15): the data engine. From the shipped phase-3 weights, a third of
+    # the samples are synthetic (transparent matter, hair, blur, nets, real shapes recoloured),
+    # backgrounds come from the manifest's train split, half the trimaps are benchmark bands
+    # up to 5% of the long side, and checkpoints are chosen on the composited validation set
+    # (held-out backgrounds and mattes; `make valset`), never on the real GT19-GT27 photos.
+    default_engine = dataclasses.replace(
+        default_continue, name="default_engine", seed=8484, init_checkpoint="runs/default-3/best/ema.safetensors",
+        max_steps=6000, val_every=300, checkpoint_every=100, image_every=300,
+        data=dataclasses.replace(
+            default_continue.data, bg_dir="", bg_manifest="data/backgrounds.csv", image_repeat=8, synth_count=300,
+            benchmark_trimap_prob=0.5,
+        ),
+        val=ValConfig(image_dir="runs/valset/image", alpha_dir="runs/valset/alpha", trimap_dir="runs/valset/trimap",
+                      steps=3, max_side=800),
+        optim=OptimConfig(lr=1e-4, warmup_steps=50, milestones=(4500,), factors=(1.0, 0.1), grad_clip=1.0,
+                          ema_decay=0.998),
+    )
     ablation = dataclasses.replace(
         default, name="ablation_uti", max_steps=600, stage2_step=300, threads=1, val_every=300, image_every=300,
         data=dataclasses.replace(default.data, crop_size=192, max_side=480, trimap_size=240),
@@ -278,6 +295,7 @@ def _build_train_presets() -> dict[str, TrainConfig]:
         "default": default,
         "default_continue": default_continue,
         "default_refine": default_refine,
+        "default_engine": default_engine,
         # The paper's central claim in miniature (docs/results.md): equal budgets from the same
         # ImageNet start, with and without the self-aligned UTI stage for the second half.
         "ablation_uti": ablation,

@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "trimap": "Make a trimap from a mask or automatically.",
     "evaluate": "Score methods on a matting dataset (SAD, MSE, Grad, Conn).",
     "train": "Train a DiffMatte model.",
+    "data": "Prepare training data: background manifest, validation set.",
     "models": "List the available models and presets.",
 }
 

@@ -69,6 +69,7 @@ class Settings:
     background: str | None
     overwrite: bool
     precision: str = "fp32"
+    working_megapixels: float | None = None  # None: the model's own
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,8 @@ class Runner:
         background = self.background  # a bad background fails before the network runs
         frames_wanted = job.trajectory in write
         result = self.model.predict(
-            image, trimap, self.s.steps, self.s.seed, trajectory=frames_wanted, max_pixels=self.s.max_pixels
+            image, trimap, self.s.steps, self.s.seed, trajectory=frames_wanted, max_pixels=self.s.max_pixels,
+            working_megapixels=self.s.working_megapixels,
         )
         alpha = result[-1] if frames_wanted else result
         cut = None
@@ -301,6 +303,15 @@ def _run_folder(runner: Runner, jobs: list[Job], problems: list[tuple[str, str]]
     help="Network arithmetic; bf16 is faster only on CPUs with bf16 instructions (AVX512-BF16, AMX) and "
     "on GPUs, slightly less exact; elsewhere it is emulated and slower (a warning says so).",
 )
+@click.option(
+    "--resolution",
+    default="auto",
+    show_default=True,
+    metavar="auto|full|MEGAPIXELS",
+    help="Size the network mattes at: auto = the model's own (the packaged model's working size; full "
+    "for official checkpoints), full = the image's size, or a number of megapixels. Larger images are "
+    "matted at that size and the matte is brought back to full size guided by the image.",
+)
 @band_option
 @model_option
 @steps_option
@@ -323,6 +334,7 @@ def command(
     resize_trimap: bool,
     bit_depth: str,
     precision: str,
+    resolution: str,
     band: int | None,
     model: str,
     steps: int,
@@ -344,6 +356,7 @@ def command(
         background=background,
         overwrite=overwrite,
         precision=precision,
+        working_megapixels=_parse_resolution(resolution),
     )
     runner = Runner(settings)
     echo = _stderr_echo()
@@ -364,6 +377,20 @@ def command(
             _ = runner.salient
     if _run_folder(runner, jobs, problems, echo):
         ctx.exit(1)
+
+
+def _parse_resolution(text: str) -> float | None:
+    if text == "auto":
+        return None
+    if text == "full":
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise InputError(f"--resolution must be auto, full or a positive number of megapixels, got {text!r}")
+    return value
 
 
 def _stderr_echo() -> Callable[[str], None]:

@@ -9,12 +9,13 @@ what ran before, which is what makes a resumed run repeat the uninterrupted one 
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -24,6 +25,8 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from ..errors import InputError
 from . import augment as A
+from .backgrounds import backgrounds_for
+from .engine import synthetic_composite
 from .files import (
     FgAlphaPair,
     ScanReport,
@@ -36,11 +39,13 @@ from .files import (
     scan_foregrounds,
     scan_triplets,
 )
+from .trimaps import band_width, benchmark_trimap
 
 __all__ = [
     "DataConfig",
     "CompositeDataset",
     "TripletDataset",
+    "SyntheticDataset",
     "KeyedConcat",
     "ValidationSet",
     "EpochSampler",
@@ -84,13 +89,23 @@ class DataConfig:
     erosion_range: tuple[int, int] = (1, 30)  # erosion disc diameters, [low, high)
     jitter: bool = True
     num_workers: int = 2
+    # The data engine (diffmatte.data.engine). Backgrounds from a manifest's "train" split
+    # replace bg_dir for composites too, so validation backgrounds never reach training.
+    bg_manifest: str = ""
+    synth_count: int = 0  # synthetic composites per epoch (0 = none)
+    synth_weights: tuple[float, float, float, float] = (0.35, 0.25, 0.2, 0.2)  # transparent, hair, structure, recolour
+    synth_long_side: tuple[int, int] = (384, 896)  # canvas long side, drawn uniformly
+    # Chance that a trimap is a benchmark band (up to trimap_band_max of the long side)
+    # instead of the official random erosion; transparent objects are always whole-object unknown.
+    benchmark_trimap_prob: float = 0.0
+    trimap_band_max: float = 0.05
 
     def __post_init__(self) -> None:
         if self.crop_size < 16:
             raise ValueError(f"data.crop_size must be at least 16, got {self.crop_size}")
         if self.image_repeat < 1:
             raise ValueError(f"data.image_repeat must be at least 1, got {self.image_repeat}")
-        for name in ("merge_prob", "resize_prob", "flip_prob"):
+        for name in ("merge_prob", "resize_prob", "flip_prob", "benchmark_trimap_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"data.{name} must be in [0, 1], got {getattr(self, name)}")
         lo, hi = self.scale_range
@@ -99,8 +114,14 @@ class DataConfig:
         lo, hi = self.erosion_range
         if not 1 <= lo < hi:
             raise ValueError(f"data.erosion_range must be (low, high) with 1 <= low < high, got {self.erosion_range}")
-        if self.num_workers < 0 or self.max_side < 0:
-            raise ValueError("data.num_workers and data.max_side must be >= 0")
+        if self.num_workers < 0 or self.max_side < 0 or self.synth_count < 0:
+            raise ValueError("data.num_workers, data.max_side and data.synth_count must be >= 0")
+        if min(self.synth_weights) < 0 or sum(self.synth_weights) <= 0:
+            raise ValueError(f"data.synth_weights must be >= 0 with a positive sum, got {self.synth_weights}")
+        if not 16 <= self.synth_long_side[0] <= self.synth_long_side[1]:
+            raise ValueError(f"data.synth_long_side must be (low, high) with 16 <= low <= high, got {self.synth_long_side}")
+        if not 0 < self.trimap_band_max <= 0.5:
+            raise ValueError(f"data.trimap_band_max must be in (0, 0.5], got {self.trimap_band_max}")
 
     def composite_dirs(self) -> tuple[str, str, str]:
         """(fg_dir, alpha_dir, bg_dir) with ``root`` filled in."""
@@ -131,6 +152,14 @@ def _affine(cfg: DataConfig, rng: np.random.Generator, *arrays: np.ndarray, near
     if nearest_last:
         out.append(A.warp_affine(arrays[-1], m, Image.NEAREST))
     return out
+
+
+def _trimap(cfg: DataConfig, rng: np.random.Generator, alpha: np.ndarray) -> np.ndarray:
+    """The official random erosion, or with ``benchmark_trimap_prob`` a benchmark-style band."""
+    if cfg.benchmark_trimap_prob and rng.random() < cfg.benchmark_trimap_prob:
+        h, w = alpha.shape
+        return benchmark_trimap(alpha, band_width(rng, h, w, cfg.trimap_band_max))
+    return A.generate_trimap(alpha, rng, cfg.trimap_size, cfg.erosion_range)
 
 
 def _crop(
@@ -213,7 +242,7 @@ class CompositeDataset(_KeyedDataset):
             fg, alpha = A.resize(fg, square, A.random_filter(rng)), A.resize(alpha, square, A.random_filter(rng))
         # 2. random affine, 3. trimap by random erosion
         fg, alpha = _affine(cfg, rng, fg, alpha)
-        trimap = A.generate_trimap(alpha, rng, cfg.trimap_size, cfg.erosion_range)
+        trimap = _trimap(cfg, rng, alpha)
         # 4. background at the foreground's size, 5. crop around the unknown region
         h, w = alpha.shape
         bg = load_rgb(self.backgrounds[int(rng.integers(len(self.backgrounds)))], draft_size=(w, h))
@@ -252,8 +281,42 @@ class TripletDataset(_KeyedDataset):
         else:
             image, alpha = A.downscale_to(cfg.max_side, image, alpha, rng=rng)
             image, alpha = _affine(cfg, rng, image, alpha)
-            trimap = A.generate_trimap(alpha, rng, cfg.trimap_size, cfg.erosion_range)
+            trimap = _trimap(cfg, rng, alpha)
         trimap, (image, alpha) = _crop(cfg.crop_size, rng, trimap, image, alpha)
+        image_f = image.astype(np.float32) / 255.0
+        if cfg.jitter:
+            image_f = A.color_jitter(image_f, alpha, rng)
+        return _to_sample(image_f, alpha, trimap)
+
+
+class SyntheticDataset(_KeyedDataset):
+    """Data-engine composites (diffmatte.data.engine) on small canvases, cropped around the unknown region.
+
+    Canvases have a long side in ``cfg.synth_long_side`` (the scale the model works at, see
+    docs/training.md), so a 256 px crop sees the band widths and strand widths of a 1-3 MP
+    photo matted at that scale. ``alphas`` are the real shapes the ``recolour`` generator reuses.
+    """
+
+    def __init__(self, backgrounds: list[Path], alphas: list[Callable[[], np.ndarray]], cfg: DataConfig, seed: int,
+                 skip_bad: bool = False) -> None:
+        self.backgrounds, self.alphas, self.cfg, self.seed, self.skip_bad = backgrounds, alphas, cfg, seed, skip_bad
+
+    def __len__(self) -> int:
+        return self.cfg.synth_count
+
+    def make(self, key: int) -> Sample:
+        cfg, rng = self.cfg, _sample_rng(self.seed, key)
+        long_side = int(rng.integers(cfg.synth_long_side[0], cfg.synth_long_side[1] + 1))
+        aspect = rng.uniform(0.6, 1.0)
+        h, w = (long_side, int(long_side * aspect)) if rng.random() < 0.5 else (int(long_side * aspect), long_side)
+        weights = cfg.synth_weights if self.alphas else (*cfg.synth_weights[:3], 0.0)
+        source = (lambda: self.alphas[int(rng.integers(len(self.alphas)))]()) if self.alphas else None
+        c = synthetic_composite(
+            rng, h, w, self.backgrounds, weights, benchmark_prob=max(cfg.benchmark_trimap_prob, 0.5),
+            band_max=cfg.trimap_band_max, alpha_source=source,
+            erosion_size=cfg.trimap_size, erosion_range=cfg.erosion_range,
+        )
+        trimap, (image, alpha) = _crop(cfg.crop_size, rng, c.trimap, c.image, c.alpha)
         image_f = image.astype(np.float32) / 255.0
         if cfg.jitter:
             image_f = A.color_jitter(image_f, alpha, rng)
@@ -277,24 +340,41 @@ class KeyedConcat(Dataset):
         return self.datasets[d][epoch * len(self.datasets[d]) + local]  # type: ignore[arg-type]
 
 
+def _pair_alpha(pair: FgAlphaPair) -> np.ndarray:
+    return load_foreground(pair)[1]
+
+
 def build_train_dataset(cfg: DataConfig, seed: int, skip_bad: bool = False) -> tuple[Dataset, ScanReport]:
     """The training set the config describes (composites, triplets or both), all files checked."""
     report = ScanReport()
     parts: list[Dataset] = []
     fg_dir, alpha_dir, bg_dir = cfg.composite_dirs()
+    backgrounds: list[Path] = []
+    if cfg.bg_manifest:
+        backgrounds = backgrounds_for(cfg.bg_manifest, "train")
+        bg_dir = cfg.bg_manifest
+    alphas: list[Callable[[], np.ndarray]] = []
     if fg_dir or bg_dir:
         if not (fg_dir and bg_dir):
             raise InputError("composited training data needs both data.fg_dir and data.bg_dir (or data.root)")
         pairs = scan_foregrounds(fg_dir, alpha_dir, report, skip_bad)
-        backgrounds = scan_backgrounds(bg_dir, report, skip_bad)
+        if not backgrounds:
+            backgrounds = scan_backgrounds(bg_dir, report, skip_bad)
         log.info("composites: %d foregrounds from %s over %d backgrounds from %s", len(pairs), fg_dir, len(backgrounds), bg_dir)
         parts.append(CompositeDataset(pairs, backgrounds, cfg, seed, skip_bad))
+        alphas += [functools.partial(_pair_alpha, p) for p in pairs]
     if cfg.image_dir:
         triplets = scan_triplets(
             cfg.image_dir, cfg.image_alpha_dir, cfg.image_trimap_dir, report, skip_bad, names=cfg.image_names
         )
         log.info("triplets: %d images from %s", len(triplets), cfg.image_dir)
         parts.append(TripletDataset(triplets, cfg, seed, skip_bad))
+        alphas += [functools.partial(load_alpha, t.alpha) for t in triplets]
+    if cfg.synth_count:
+        if not backgrounds:
+            raise InputError("synthetic training data (data.synth_count) needs backgrounds: data.bg_manifest or data.bg_dir")
+        log.info("data engine: %d synthetic composites per epoch over %d backgrounds", cfg.synth_count, len(backgrounds))
+        parts.append(SyntheticDataset(backgrounds, alphas, cfg, seed, skip_bad))
     if not parts:
         raise InputError(
             "no training data: set data.root, data.fg_dir + data.bg_dir (composites) or "

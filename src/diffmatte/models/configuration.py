@@ -18,10 +18,17 @@ class DiffMatteConfig:
     decoder: DUNetConfig = field(default_factory=DUNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     name: str = "custom"
+    # The image size the model was trained for, in megapixels: `predict` mattes larger images
+    # at this size and upsamples the matte guided by the full image (diffmatte.upsample).
+    # 0 = always full resolution (every official preset: they were trained on 512-1024 px crops
+    # of 2-3 MP Composition-1k images).
+    working_megapixels: float = 0.0
 
     def __post_init__(self) -> None:
         if self.encoder not in list_encoders():
             raise ValueError(f"unknown encoder {self.encoder!r}; known encoders: {', '.join(list_encoders())}")
+        if not self.working_megapixels >= 0:
+            raise ValueError(f"working_megapixels must be >= 0 (0 = full resolution), got {self.working_megapixels}")
         channels = getattr(self.encoder_config, "embed_dim", None)
         if self.encoder == "vit" and channels != self.decoder.feature_channels:
             raise ValueError(
@@ -35,6 +42,7 @@ class DiffMatteConfig:
             "encoder_config": asdict(self.encoder_config),
             "decoder": asdict(self.decoder),
             "diffusion": asdict(self.diffusion),
+            "working_megapixels": self.working_megapixels,
         }
 
     @classmethod
@@ -46,6 +54,7 @@ class DiffMatteConfig:
                 decoder=DUNetConfig(**_tuples(d["decoder"])),
                 diffusion=DiffusionConfig(**d.get("diffusion", {})),
                 name=d.get("name", "custom"),
+                working_megapixels=float(d.get("working_megapixels", 0.0)),
             )
         except (KeyError, TypeError) as e:
             raise ValueError(f"not a valid DiffMatte config ({e}): {d}") from e

@@ -1,0 +1,38 @@
+"""Copy a trained checkpoint into the package as the default model, recording its working size.
+
+    python scripts/package_default.py runs/default-4/best/ema.safetensors --working-megapixels 0.5
+
+Writes src/diffmatte/weights/default.safetensors (the config in its metadata gets
+``working_megapixels``, the size `predict` mattes large images at) and prints the sha256 to
+put in src/diffmatte/registry.py. `make train-default` ends with this step.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+from pathlib import Path
+
+from diffmatte.checkpoint import config_for, load_into, read_state_dict, save_safetensors
+from diffmatte.models.modeling_diffmatte import DiffMatteNet
+
+DEST = Path(__file__).resolve().parents[1] / "src" / "diffmatte" / "weights" / "default.safetensors"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("--working-megapixels", type=float, required=True)
+    ap.add_argument("-o", "--output", type=Path, default=DEST)
+    args = ap.parse_args()
+    sd, stored = read_state_dict(args.checkpoint)
+    config = dataclasses.replace(config_for(sd, None, stored), working_megapixels=args.working_megapixels)
+    net = DiffMatteNet(config)
+    load_into(net, sd, config.name)
+    save_safetensors(net, config, args.output)
+    digest = hashlib.sha256(args.output.read_bytes()).hexdigest()
+    print(f"{args.output}: {config.name}, working_megapixels={config.working_megapixels}, sha256 {digest}")
+
+
+if __name__ == "__main__":
+    main()
