@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--model", default="default")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--megapixels", default="0,0.5,1")
+    ap.add_argument("--flip-tta", default="0", help="0, 1 or 0,1: without / with flip test-time augmentation")
     ap.add_argument("--trimap-set", default="Trimap1")
     ap.add_argument("--images", default="", help="names, globs or ranges, e.g. GT19-GT27 or 'transparent_*'")
     ap.add_argument("--json", type=Path, default=None)
@@ -50,25 +51,27 @@ def main() -> None:
 
     model = load_model(args.model)
     sizes = [float(x) for x in args.megapixels.split(",")]
+    ttas = [bool(int(x)) for x in args.flip_tta.split(",")]
+    settings = [(mp, tta) for mp in sizes for tta in ttas]
     rows = []
     for name, image, alpha, trimap in _pairs(args.data, args.trimap_set, args.images):
         gt = np.asarray(Image.open(alpha).convert("L"))
         tri = np.asarray(Image.open(trimap).convert("L"))
         tri = np.where(tri == 0, 0, np.where(tri == 255, 255, 128)).astype(np.uint8)
-        for mp in sizes:
+        for mp, tta in settings:
             t0 = time.perf_counter()
-            pred = model.predict(image, trimap, steps=args.steps, seed=0, working_megapixels=mp)
+            pred = model.predict(image, trimap, steps=args.steps, seed=0, working_megapixels=mp, flip_tta=tta)
             seconds = time.perf_counter() - t0
             p8 = np.clip(np.rint(pred * 255), 0, 255).astype(np.uint8)
-            rows.append({"image": name, "megapixels": mp, "seconds": seconds, "size": list(gt.shape[::-1]),
-                         **compute_all(p8, gt, tri)})
-            print(f"{name} {mp:g} MP: SAD {rows[-1]['sad']:.2f} in {seconds:.2f} s", flush=True)
-    print("\n| working MP | images | SAD | MSE x1e3 | Grad | Conn | s/image |\n|---|---:|---:|---:|---:|---:|---:|")
-    for mp in sizes:
-        r = [x for x in rows if x["megapixels"] == mp]
+            rows.append({"image": name, "megapixels": mp, "flip_tta": tta, "seconds": seconds,
+                         "size": list(gt.shape[::-1]), **compute_all(p8, gt, tri)})
+            print(f"{name} {mp:g} MP{' tta' if tta else ''}: SAD {rows[-1]['sad']:.2f} in {seconds:.2f} s", flush=True)
+    print("\n| working MP | flip TTA | images | SAD | MSE x1e3 | Grad | Conn | s/image |\n|---|---|---:|---:|---:|---:|---:|---:|")
+    for mp, tta in settings:
+        r = [x for x in rows if x["megapixels"] == mp and x["flip_tta"] == tta]
         mean = {k: float(np.mean([x[k] for x in r])) for k in ("sad", "mse", "grad", "conn", "seconds")}
         label = "full" if mp == 0 else f"{mp:g}"
-        print(f"| {label} | {len(r)} | {mean['sad']:.2f} | {mean['mse']:.2f} | {mean['grad']:.2f} | {mean['conn']:.2f} | {mean['seconds']:.2f} |")
+        print(f"| {label} | {'yes' if tta else 'no'} | {len(r)} | {mean['sad']:.2f} | {mean['mse']:.2f} | {mean['grad']:.2f} | {mean['conn']:.2f} | {mean['seconds']:.2f} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))

@@ -111,3 +111,15 @@ def test_cli_resolution_is_checked(tmp_path, capsys) -> None:
     assert e.value.code == 2
     assert "--resolution must be auto, full or a positive number" in capsys.readouterr().err
     assert not (tmp_path / "a.png").exists()
+
+
+def test_flip_tta_averages_the_straight_and_the_mirrored_sample(model: DiffMatte) -> None:
+    image, trimap = _inputs(64, 80)
+    tta = model.predict(image, trimap, steps=2, seed=3, flip_tta=True)
+    img = torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) / 255)[None]
+    tri = torch.from_numpy(np.where(trimap == 0, 0.0, np.where(trimap == 255, 1.0, 0.5)).astype(np.float32))[None, None]
+    noise = torch.randn(tri.shape, generator=torch.Generator().manual_seed(3))
+    straight = model.sample(img, tri, 2, noise=noise).alpha[0, 0].numpy()
+    mirrored = model.sample(img.flip(-1), tri.flip(-1), 2, noise=noise.flip(-1)).alpha[0, 0].numpy()[:, ::-1]
+    np.testing.assert_allclose(tta, 0.5 * (straight + mirrored), atol=1e-6)
+    assert not np.allclose(tta, model.predict(image, trimap, steps=2, seed=3))

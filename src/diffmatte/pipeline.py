@@ -188,6 +188,7 @@ class DiffMatte:
         official_postprocess: bool = False,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         working_megapixels: float | None = None,
+        flip_tta: bool = False,
     ) -> np.ndarray:
         """Alpha matte for one image.
 
@@ -204,6 +205,8 @@ class DiffMatte:
                 to full size with a guided upsampler (diffmatte.upsample); the known trimap regions
                 are then written at full resolution. None: the model's own
                 (``config.working_megapixels``; 0 for official checkpoints); 0: full resolution.
+            flip_tta: also matte the mirrored image (from the mirrored noise) and average the two:
+                twice the time.
 
         Returns:
             (H, W) float32 in [0, 1]; with ``trajectory=True``, (steps, H, W) float32 in [0, 1]
@@ -233,22 +236,17 @@ class DiffMatte:
             img = torch.from_numpy(np.ascontiguousarray(img_low.transpose(2, 0, 1)))[None]
             tri = torch.from_numpy(downscale_trimap(tri_arr, low))[None, None]
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        out = self.sample(
-            img,
-            tri,
-            steps,
-            generator=generator,
-            sampler=sampler,
-            official_postprocess=official_postprocess,
-            trajectory=trajectory,
-        )
-        frames = [out.alpha]
-        if trajectory:
-            frames = [
-                write_known_regions(((x0 + 1.0) * 0.5).clamp(0.0, 1.0), tri.to(x0.device), official=official_postprocess)
-                for x0 in out.pred_x0_steps[:-1]
-            ] + frames  # the last x0 is the matte itself, up to rounding: made exact so the contract holds
-        stack = torch.cat(frames, dim=1)[0].float().cpu().numpy()  # (frames, h, w)
+        run = dict(sampler=sampler, official_postprocess=official_postprocess, trajectory=trajectory)
+        if not flip_tta:
+            stack = self._frames(self.sample(img, tri, steps, generator=generator, **run), tri, official_postprocess)
+        else:
+            # The mirrored run starts from the mirrored noise: it is the same sample seen in a mirror,
+            # so the two differ only by what the network does differently on mirrored input.
+            noise = torch.randn(tri.shape, generator=generator, dtype=torch.float32)
+            flipped = self.sample(img.flip(-1), tri.flip(-1), steps, noise=noise.flip(-1), generator=generator, **run)
+            straight = self.sample(img, tri, steps, noise=noise, generator=generator, **run)
+            stack = 0.5 * (self._frames(straight, tri, official_postprocess)
+                           + self._frames(flipped, tri.flip(-1), official_postprocess)[..., ::-1])
         if low != tri_arr.shape:
             full_tri = torch.from_numpy(tri_arr)[None, None]
             stack = np.stack([
@@ -258,6 +256,17 @@ class DiffMatte:
                 for f in stack
             ])
         return stack if trajectory else stack[0]
+
+    @staticmethod
+    def _frames(out: MattingOutput, tri: Tensor, official_postprocess: bool) -> np.ndarray:
+        """(frames, h, w): every step's x0 with the known regions written, or just the matte."""
+        frames = [out.alpha]
+        if out.pred_x0_steps:
+            frames = [
+                write_known_regions(((x0 + 1.0) * 0.5).clamp(0.0, 1.0), tri.to(x0.device), official=official_postprocess)
+                for x0 in out.pred_x0_steps[:-1]
+            ] + frames  # the last x0 is the matte itself, up to rounding: made exact so the contract holds
+        return torch.cat(frames, dim=1)[0].float().cpu().numpy()
 
     def predict_batch(
         self,
@@ -271,6 +280,7 @@ class DiffMatte:
         official_postprocess: bool = False,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         working_megapixels: float | None = None,
+        flip_tta: bool = False,
     ) -> list[np.ndarray]:
         """Mattes for a list of images, one ``predict`` each with the same arguments.
 
@@ -299,6 +309,7 @@ class DiffMatte:
                 official_postprocess=official_postprocess,
                 max_pixels=max_pixels,
                 working_megapixels=working_megapixels,
+                flip_tta=flip_tta,
             )
             for image, trimap in zip(images, trimaps, strict=True)
         ]

@@ -70,6 +70,7 @@ class Settings:
     overwrite: bool
     precision: str = "fp32"
     working_megapixels: float | None = None  # None: the model's own
+    flip_tta: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ class Runner:
         frames_wanted = job.trajectory in write
         result = self.model.predict(
             image, trimap, self.s.steps, self.s.seed, trajectory=frames_wanted, max_pixels=self.s.max_pixels,
-            working_megapixels=self.s.working_megapixels,
+            working_megapixels=self.s.working_megapixels, flip_tta=self.s.flip_tta,
         )
         alpha = result[-1] if frames_wanted else result
         cut = None
@@ -312,6 +313,7 @@ def _run_folder(runner: Runner, jobs: list[Job], problems: list[tuple[str, str]]
     "for official checkpoints), full = the image's size, or a number of megapixels. Larger images are "
     "matted at that size and the matte is brought back to full size guided by the image.",
 )
+@click.option("--flip-tta", is_flag=True, help="Also matte the mirrored image and average the two (twice the time).")
 @band_option
 @model_option
 @steps_option
@@ -335,6 +337,7 @@ def command(
     bit_depth: str,
     precision: str,
     resolution: str,
+    flip_tta: bool,
     band: int | None,
     model: str,
     steps: int,
@@ -357,6 +360,7 @@ def command(
         overwrite=overwrite,
         precision=precision,
         working_megapixels=_parse_resolution(resolution),
+        flip_tta=flip_tta,
     )
     runner = Runner(settings)
     echo = _stderr_echo()
