@@ -508,8 +508,10 @@ def build_methods(
 def _diffmatte_methods(
     models: Sequence[str], steps: Sequence[int], seed: int, precisions: Sequence[str] = ("fp32",)
 ) -> list[Method]:
+    from .hashing import sha256_file
+    from .loading import load_model
     from .pipeline import DiffMatte
-    from .registry import DEFAULT_MODEL, load_model, resolve_model_path, sha256_file
+    from .registry import DEFAULT_MODEL, resolve_model_path
 
     resolved = {}  # sha256 -> (spec as given, path); the same file given twice runs once
     for spec in models or [DEFAULT_MODEL]:

@@ -30,7 +30,6 @@ import logging
 import math
 import os
 import shutil
-import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -54,11 +53,12 @@ from .data import (
     seed_worker,
     steps_per_epoch,
 )
-from .diffusion.losses import STAGES, DiffusionObjective, LossConfig, Stage, draw_times, matting_losses
+from .diffusion.losses import STAGES, LossConfig, Stage, draw_times, matting_losses
 from .diffusion.sampler import GaussianDiffusion
 from .errors import CheckpointError, InputError
 from .models.configuration import DiffMatteConfig, get_preset
 from .models.modeling_diffmatte import DiffMatteNet
+from .models.objective import DiffusionObjective
 
 try:
     import tomllib
@@ -1000,8 +1000,3 @@ def _load_imagenet_encoder(net: DiffMatteNet) -> None:
 
     load_imagenet_weights(net.backbone)
 
-
-if __name__ == "__main__":
-    from .cli import main as _cli_main
-
-    _cli_main(["train", *sys.argv[1:]])
