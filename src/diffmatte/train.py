@@ -59,6 +59,7 @@ from .errors import CheckpointError, InputError
 from .models.configuration import DiffMatteConfig, get_preset
 from .models.modeling_diffmatte import DiffMatteNet
 from .models.objective import DiffusionObjective
+from .runlog import truncate_metrics
 
 try:
     import tomllib
@@ -624,6 +625,7 @@ class _RunLog:
     """metrics.jsonl always; TensorBoard event files when the tensorboard package is installed."""
 
     def __init__(self, run_dir: Path, start_step: int) -> None:
+        truncate_metrics(run_dir / "metrics.jsonl", start_step)  # a resumed run logs its steps again
         self.jsonl = open(run_dir / "metrics.jsonl", "a", buffering=1)
         self.tb = None
         try:
