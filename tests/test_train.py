@@ -390,5 +390,37 @@ def test_tiny_preset_runs_on_the_shared_data(tmp_path: Path) -> None:
     assert main(cfg).step == 2
 
 
+def test_held_out_images_never_enter_training(tmp_path: Path) -> None:
+    """Presets that train and validate on one folder (GT01-GT18 / GT19-GT27) keep them apart."""
+    import dataclasses
+
+    from diffmatte.data import ScanReport, build_train_dataset, scan_triplets
+
+    folder = tmp_path / "am"
+    for sub in ("input", "gt"):
+        (folder / sub).mkdir(parents=True)
+    for i in range(1, 28):
+        Image.new("RGB", (8, 8)).save(folder / "input" / f"GT{i:02d}.png")
+        Image.new("L", (8, 8), 128).save(folder / "gt" / f"GT{i:02d}.png")
+    checked = []
+    for name in list_train_presets():
+        cfg = get_train_preset(name)
+        if not (cfg.data.image_dir and cfg.data.image_dir == cfg.val.image_dir):
+            continue
+        data = dataclasses.replace(cfg.data, fg_dir="", bg_dir="", root="", image_dir=str(folder / "input"),
+                                   image_alpha_dir=str(folder / "gt"), image_trimap_dir="")
+        train_set, _ = build_train_dataset(data, seed=0)
+        parts = getattr(train_set, "datasets", [train_set])
+        trained = {t.image.stem for part in parts for t in getattr(part, "triplets", [])}
+        validated = {t.image.stem for t in scan_triplets(
+            str(folder / "input"), str(folder / "gt"), "", ScanReport(), skip_bad=False, names=cfg.val.names)}
+        assert trained and validated and not trained & validated, name
+        checked.append(name)
+        if name == "default":
+            assert trained == {f"GT{i:02d}" for i in range(1, 19)}
+            assert validated == {f"GT{i:02d}" for i in range(19, 28)}
+    assert "default" in checked
+
+
 def test_data_config_is_the_one_the_datasets_read() -> None:
     assert isinstance(TrainConfig().data, DataConfig)
