@@ -40,11 +40,12 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from . import __version__
 from .baselines import CLASSICAL_METHODS, estimate_alpha, pymatting_version
 from .errors import DiffMatteError, InputError
+from .io import IMAGE_EXTENSIONS, read_alpha_u8, read_trimap_levels
 from .metrics import UNKNOWN_VALUE, compute_all
 from .runtime import PRECISIONS
 from .selection import select_names
@@ -79,7 +80,6 @@ METHOD_NAMES: tuple[str, ...] = ("diffmatte", *CLASSICAL_METHODS)
 #: Metric columns, in the order of published tables.
 METRICS: tuple[str, ...] = ("sad", "mse", "grad", "conn")
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 # Bump when the meaning of a cached file changes, so that old caches are not reused.
 CACHE_FORMAT = 1
 _CACHE_TEXT_KEY = "diffmatte-cache"
@@ -272,7 +272,7 @@ def _index_images(folder: Path) -> tuple[dict[str, Path], list[str]]:
     files: dict[str, Path] = {}
     dup = []
     for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."):
             if p.stem in files:
                 dup.append(p.stem)
             files[p.stem] = p
@@ -358,7 +358,7 @@ def _header_size(path: Path, need_alpha_mode: bool) -> tuple[int, int]:
 
 
 def _check_trimap_values(s: Sample) -> list[str]:
-    values = np.unique(_read_uint8(s.trimap))
+    values = np.unique(read_trimap_levels(s.trimap))
     bad = np.setdiff1d(values, _TRIMAP_VALUES)
     if bad.size == 0:
         return []
@@ -366,26 +366,6 @@ def _check_trimap_values(s: Sample) -> list[str]:
     # unscored pixels, so refuse rather than report numbers that mean something else.
     shown = ", ".join(str(int(v)) for v in bad[:5]) + (", ..." if bad.size > 5 else "")
     return [f"{s.trimap}: trimap values other than 0, 128, 255 ({shown}); the metrics score only pixels equal to 128"]
-
-
-def _read_uint8(path: Path) -> NDArray[np.uint8]:
-    """An alpha or trimap file as (H, W) uint8.
-
-    The first channel of a colour file is used, as DIM's ``evaluate.m`` does for the ground
-    truth (DEFINITIONS.md, "Common conventions"); 16-bit files are scaled to 0..255.
-    """
-    try:
-        with Image.open(path) as opened:
-            im = ImageOps.exif_transpose(opened)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"{path}: not a readable image ({e})") from e
-    if im.mode.startswith("I"):
-        a = np.asarray(im, dtype=np.float64)
-        scale = 65535.0 if a.max() > 255 else 255.0
-        return np.clip(np.rint(a / scale * 255.0), 0, 255).astype(np.uint8)
-    if im.mode in ("RGB", "RGBA", "RGBX", "P", "PA"):
-        return np.ascontiguousarray(np.asarray(im.convert("RGB"))[..., 0])
-    return np.asarray(im.convert("L"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -754,8 +734,8 @@ def evaluate(
     cache = Path(cache_dir) if cache_dir is not None else None
     scores = []
     for sample in dataset.samples:
-        gt = _read_uint8(sample.alpha)
-        trimap8 = _read_uint8(sample.trimap)
+        gt = read_alpha_u8(sample.alpha)
+        trimap8 = read_trimap_levels(sample.trimap)
         inputs = _Inputs(sample, trimap8)
         for method in methods:
             pred, timing, cached = _prediction(method, sample, inputs, gt.shape, cache)

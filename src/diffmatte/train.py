@@ -56,6 +56,7 @@ from .data import (
 from .diffusion.losses import STAGES, LossConfig, Stage, draw_times, matting_losses
 from .diffusion.sampler import GaussianDiffusion
 from .errors import CheckpointError, InputError
+from .io import trimap_from_array
 from .models.configuration import DiffMatteConfig, get_preset
 from .models.modeling_diffmatte import DiffMatteNet
 from .models.objective import DiffusionObjective
@@ -674,7 +675,7 @@ def _validate(net: DiffMatteNet, val_set: ValidationSet, val: ValConfig, device:
     count = len(val_set) if not val.limit else min(val.limit, len(val_set))
     for i in range(count):
         image, alpha, trimap, _ = val_set[i]
-        tri = torch.from_numpy(np.where(trimap == 0, 0.0, np.where(trimap == 255, 1.0, 0.5)).astype(np.float32))
+        tri = torch.from_numpy(trimap_from_array(trimap, "validation trimap"))
         tri = tri[None, None]
         noise = torch.randn(tri.shape, generator=generator)
         out = model.sample(image[None].to(device), tri.to(device), val.steps, noise=noise.to(device))

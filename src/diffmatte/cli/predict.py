@@ -45,7 +45,8 @@ HELP = """Matte IMAGE with TRIMAP and write the alpha matte to -o.
   diffmatte predict --images photos/ --trimaps trimaps/ -o mattes/
 
 Trimaps: 0 is background, 255 foreground, any other value unknown (128 is usual;
-hand-drawn greys such as 102 work too). RGB trimaps are read through their grey level.
+hand-drawn greys such as 102 work too). RGB trimaps: black background, white foreground,
+any other colour unknown.
 
 Folder mode (--images): images and trimaps are matched by file name without extension,
 outputs are named <name>.png (-o, --cutout) and <name>.gif (--trajectory) in the given
