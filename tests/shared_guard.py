@@ -11,7 +11,7 @@ Imported by conftest.py; it imports nothing heavy so tests can load it on its ow
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Generator
 
 import pytest
 
@@ -27,7 +27,7 @@ def is_shared_skip(reason: str) -> bool:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: Any):  # noqa: ANN201 - a hook wrapper
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
     if not (report.skipped and shared_required()) or getattr(report, "wasxfail", None) is not None:
