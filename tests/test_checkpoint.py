@@ -102,3 +102,22 @@ def test_save_is_atomic_and_leaves_no_temporary_file(tiny: DiffMatte, tmp_path: 
     tiny.save(path)
     tiny.save(path)  # overwriting our own output is fine
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+
+
+def test_a_failed_safetensors_write_leaves_the_old_file_and_no_temporary(
+    tiny: DiffMatte, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffmatte.checkpoint import save_safetensors
+
+    path = tmp_path / "m.safetensors"
+    save_safetensors(tiny.net, tiny.net.config, path)
+    good = path.read_bytes()
+
+    def disk_full(tensors: object, filename: str, metadata: object = None) -> None:
+        Path(filename).write_bytes(b"half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("safetensors.torch.save_file", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        save_safetensors(tiny.net, tiny.net.config, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"] and path.read_bytes() == good

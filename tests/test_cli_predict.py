@@ -354,3 +354,43 @@ def test_default_model_is_used_without_model_option(env: Env, capsys: pytest.Cap
     code, err = run_main(capsys, "predict", env.image, env.trimap, "-o", env.out, "--steps", "1")
     assert code == 0, err
     assert Image.open(env.out).size == (W, H)
+
+
+# -- what was written, and bugs apart from bad files ----------------------------------------------
+def test_one_line_names_what_was_written_unless_quiet(env: Env) -> None:
+    args = ["predict", env.image, env.trimap, "-o", env.out, "--cutout", env.dir / "cut.png", "--model", env.model,
+            "--steps", 1]
+    result = invoke(*args)
+    _ok(result)
+    assert result.stderr.strip() == f"wrote {env.out} (alpha), {env.dir / 'cut.png'} (cutout)"
+    result = invoke(*args, "--overwrite", "-q")
+    _ok(result)
+    assert result.stderr == "" and result.stdout == ""
+
+
+def test_folder_summary_names_its_folder_and_quiet_keeps_failures(env: Env, folders: tuple[Path, Path]) -> None:
+    images, trimaps = folders
+    out = env.dir / "mattes"
+    args = ["predict", "--images", images, "--trimaps", trimaps, "-o", out, "--model", env.model, "--steps", 1]
+    result = invoke(*args)
+    assert f"2 failed; written to {out}/" in result.stderr
+    result = invoke(*args, "--overwrite", "-q")
+    assert result.exit_code == 1 and "failed: c.png" in result.stderr and "failed: d.png" in result.stderr
+
+
+def test_a_bug_stops_the_folder_batch_with_its_traceback(
+    env: Env, folders: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffmatte.cli import predict as predict_cli
+
+    def broken(self: object, job: object, write: object) -> None:
+        raise TypeError("unsupported operand type(s) for +: 'NoneType' and 'int'")
+
+    monkeypatch.setattr(predict_cli.Runner, "run", broken)
+    images, trimaps = folders
+    result = invoke("predict", "--images", images, "--trimaps", trimaps, "-o", env.dir / "mattes",
+                    "--model", env.model, "--steps", 1)
+    assert result.exit_code == predict_cli.EXIT_INTERNAL_ERROR == 3, result.stderr
+    assert "Traceback (most recent call last)" in result.stderr and "TypeError: unsupported operand" in result.stderr
+    assert "internal error while matting a.png: a bug in diffmatte" in result.stderr
+    assert "failed: a.png" not in result.stderr  # not listed as one more bad file

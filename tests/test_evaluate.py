@@ -297,6 +297,24 @@ def test_cache_computes_only_what_is_new(tmp_path: Path) -> None:
     assert ev.evaluate(ds, [reseeded], cache_dir=cache).computed == 4
 
 
+def test_reports_are_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
+    import dataclasses
+
+    ds = ev.load_dataset(make_alphamatting(tmp_path / "data"))
+    method, _ = counting_method()
+    result = ev.evaluate(ds, [method])
+    out = tmp_path / "results"
+    paths = ev.write_reports(result, out)
+    before = {k: p.read_bytes() for k, p in paths.items()}
+    # A last score that cannot be written fails the CSV half-way through its rows.
+    broken = dataclasses.replace(result.scores[-1], cached=None)
+    bad = dataclasses.replace(result, scores=(*result.scores[:-1], broken))
+    with pytest.raises(TypeError):
+        ev.write_reports(bad, out)
+    assert {k: p.read_bytes() for k, p in paths.items()} == before
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == sorted(p.name for p in paths.values())
+
+
 # --------------------------------------------------------------------------------------------
 # the command
 # --------------------------------------------------------------------------------------------
@@ -388,7 +406,7 @@ def test_cli_bad_arguments_exit_2(tmp_path: Path, args: list[str], message: str)
 
 
 def test_model_names_tell_run_folders_apart(tmp_path: Path) -> None:
-    from diffmatte.evaluation import _model_names
+    from diffmatte.evaluation.methods import _model_names
 
     resolved = {
         "a" * 64: (str(tmp_path / "run-uti/last/ema.safetensors"), tmp_path / "run-uti/last/ema.safetensors"),

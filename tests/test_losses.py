@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from diffmatte.diffusion.losses import (
-    DiffusionObjective,
     LossConfig,
     draw_times,
     gradient_penalty,
@@ -21,6 +20,7 @@ from diffmatte.diffusion.losses import (
 from diffmatte.diffusion.sampler import GaussianDiffusion, normalize_input
 from diffmatte.models.configuration import get_preset
 from diffmatte.models.modeling_diffmatte import DiffMatteNet
+from diffmatte.models.objective import DiffusionObjective
 
 OFFICIAL_PIXELS = 512 * 512
 

@@ -28,7 +28,7 @@ _EXPORTS: dict[str, str] = {
     "estimate_foreground": "foreground",
     "trimap_from_mask": "trimap",
     "auto_trimap": "trimap",
-    "load_model": "registry",
+    "load_model": "loading",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -50,8 +50,8 @@ if TYPE_CHECKING:
     from .diffusion.sampler import DiffusionConfig, GaussianDiffusion
     from .errors import CheckpointError, DiffMatteError, InputError
     from .foreground import composite, cutout, estimate_foreground
+    from .loading import load_model
     from .models.configuration import DiffMatteConfig, get_preset, list_presets
     from .models.modeling_diffmatte import DiffMatteNet
     from .pipeline import DiffMatte, MattingOutput
-    from .registry import load_model
     from .trimap import auto_trimap, trimap_from_mask

@@ -147,8 +147,12 @@ def save_safetensors(model: nn.Module, config: DiffMatteConfig, path: str | os.P
     p = Path(path)
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
     sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(sd, str(tmp), metadata={CONFIG_METADATA_KEY: json.dumps(config.to_dict())})
-    os.replace(tmp, p)
+    try:
+        save_file(sd, str(tmp), metadata={CONFIG_METADATA_KEY: json.dumps(config.to_dict())})
+        os.replace(tmp, p)
+    finally:
+        # A failed write (disk full, interrupted) leaves no hidden partial file behind.
+        tmp.unlink(missing_ok=True)
 
 
 def config_for(sd: Mapping[str, Tensor], preset: str | None, stored: DiffMatteConfig | None) -> DiffMatteConfig:

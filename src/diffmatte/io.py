@@ -14,13 +14,23 @@ What is accepted:
 * Trimaps: 0 is background, 255 (65535 in 16 bits, 1.0 as float) is foreground and *every
   other value is unknown*: 128 is usual, hand-drawn trimaps often use other greys (e.g. 102),
   and resized or anti-aliased trimaps have in-between values at the edges, all of which are
-  treated as unknown. RGB trimaps are read through their luma, so white, black and greys keep
-  their meaning and coloured strokes count as unknown. JPEG compression moves 0 and 255 to
-  nearby values, so a JPEG trimap is read as (mostly) unknown: save trimaps as PNG.
+  treated as unknown. **Colour trimaps** (files and arrays alike) are read through the mean of
+  R, G and B, so a pixel is background only where all three are 0, foreground only where all
+  three are full scale, and every other colour (greys, coloured strokes, near-white) is
+  unknown; an alpha channel is ignored. JPEG compression moves 0 and 255 to nearby values, so a
+  JPEG trimap is read as (mostly) unknown: save trimaps as PNG.
+* Alpha mattes: grey levels (8 or 16 bits). A colour matte is read from its first channel, as
+  DIM's ``evaluate.m`` reads ground truth; a matte whose alpha channel is not fully opaque (a
+  cutout) is read from that channel.
 
-Every writer is atomic: the file is written under a temporary name in the target folder and
-renamed over the target, so an interrupted run never leaves a torn file and a failed run
-never replaces a good one.
+These are the only readers: prediction, evaluation, training and validation all read images,
+trimaps and mattes through :func:`read_image` / :func:`read_image_u8`, :func:`read_trimap` /
+:func:`read_trimap_levels` and :func:`read_alpha` / :func:`read_alpha_u8`, and find them by
+:data:`IMAGE_EXTENSIONS`.
+
+The writers (:mod:`diffmatte.writers`, imported here too) are atomic: the file is written under
+a temporary name in the target folder and renamed over the target, so an interrupted run never
+leaves a torn file and a failed run never replaces a good one.
 """
 from __future__ import annotations
 
@@ -28,15 +38,30 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError
 
+# The writers live in .writers; importing them here keeps ``diffmatte.io`` the one place for both.
+from .writers import (
+    check_output_path,
+    check_writable_folder,
+    output_format,
+    save_alpha,
+    save_frames,
+    save_rgb,
+    save_rgba,
+    save_trimap,
+)
+
+if TYPE_CHECKING:
+    import torch
+
 __all__ = [
+    "IMAGE_EXTENSIONS",
     "MIN_SIDE",
     "DEFAULT_MAX_PIXELS",
     "read_image",
@@ -44,6 +69,11 @@ __all__ = [
     "read_trimap",
     "read_mask",
     "read_alpha",
+    "read_image_u8",
+    "read_rgba_u8",
+    "read_trimap_levels",
+    "read_alpha_u8",
+    "trimap_levels",
     "load_pair",
     "image_to_array",
     "trimap_from_array",
@@ -51,6 +81,7 @@ __all__ = [
     "as_trimap_tensor",
     "check_image_size",
     "check_output_path",
+    "check_writable_folder",
     "output_format",
     "is_image_file",
     "save_alpha",
@@ -60,6 +91,10 @@ __all__ = [
     "save_frames",
     "warn_user",
 ]
+
+#: File extensions read as images wherever a folder is searched (predict's folder mode,
+#: evaluation datasets, training data).
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 
 MIN_SIDE = 32  # px; the encoders downsample by 16-32, smaller inputs carry no usable context
 # Refuses inputs whose decoded size alone would exhaust memory. Callers raise it with
@@ -81,21 +116,8 @@ _TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 _SWAPS_AXES = (5, 6, 7, 8)
+_EXIF_PROBLEM = "diffmatte_exif_problem"  # key in img.info: PIL's complaint about the EXIF block
 
-# Output formats by purpose; others (PDF, EPS, ...) are refused rather than half-supported.
-_GREY_FORMATS = ("PNG", "TIFF", "WEBP", "JPEG", "BMP")
-_SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
-_RGBA_FORMATS = ("PNG", "TIFF", "WEBP")
-_RGB_FORMATS = ("PNG", "TIFF", "WEBP", "JPEG", "BMP")
-_ANIMATED_FORMATS = ("GIF", "PNG", "WEBP", "TIFF")
-_PURPOSE_FORMATS = {
-    "alpha": _GREY_FORMATS,
-    "alpha16": _SIXTEEN_BIT_FORMATS,
-    "rgba": _RGBA_FORMATS,
-    "rgb": _RGB_FORMATS,
-    "frames": _ANIMATED_FORMATS,
-}
-_SAVE_PARAMS: dict[str, dict[str, Any]] = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}
 
 
 # -- warnings -------------------------------------------------------------------------------------
@@ -109,21 +131,30 @@ def warn_user(message: str) -> None:
 
 
 # -- opening --------------------------------------------------------------------------------------
-def _open(path: str | os.PathLike[str], what: str, max_pixels: int | None) -> Image.Image:
-    """Open and decode a file; the pixel limit is checked from the header, before decoding."""
+def _open(
+    path: str | os.PathLike[str], what: str, max_pixels: int | None, draft_size: tuple[int, int] | None = None
+) -> Image.Image:
+    """Open and decode a file; the pixel limit is checked from the header, before decoding.
+
+    ``draft_size`` (width, height) lets a large JPEG decode at a reduced scale that is still at
+    least that size (4-8x faster; training backgrounds).
+    """
     p = Path(path)
     if p.is_dir():
         raise InputError(f"{what} {p}: is a folder, not an image file")
     if not p.is_file():
         raise InputError(f"{what} {p}: no such file")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             # Our own max_pixels is the limit; PIL's bomb warning would only repeat it.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             # The with-block closes the file (multi-frame formats keep it open otherwise);
             # the decoded pixels stay usable.
             with Image.open(p) as img:
                 _check_pixels(img.height, img.width, max_pixels, f"{what} {p}")
+                if draft_size is not None and img.format == "JPEG":
+                    img.draft("RGB", draft_size)
                 img.load()
     except InputError:
         raise
@@ -131,18 +162,42 @@ def _open(path: str | os.PathLike[str], what: str, max_pixels: int | None) -> Im
         raise InputError(f"{what} {p}: too large to decode safely ({e})") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
         raise InputError(f"{what} {p}: not a readable image ({type(e).__name__}: {e})") from e
+    for w in caught:
+        # PIL reports a corrupt EXIF block while decoding and then acts as if it had none;
+        # kept so that _orientation can say so, naming the file.
+        if "exif" in str(w.message).lower():
+            img.info[_EXIF_PROBLEM] = str(w.message).strip()
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return img
 
 
-def _orientation(img: Image.Image | np.ndarray) -> int:
-    """EXIF orientation 1..8 (1 = upright); arrays and unreadable EXIF count as upright."""
+def _orientation(img: Image.Image | np.ndarray, name: str = "image") -> int:
+    """EXIF orientation 1..8 (1 = upright; arrays have none).
+
+    A corrupt EXIF block or an orientation outside 1..8 is taken as upright, with a warning
+    naming the file: the pixels are fine, but the picture may be shown turned.
+    """
     if not isinstance(img, Image.Image):
         return 1
-    try:
-        value = int(img.getexif().get(_ORIENTATION_TAG, 1))
-    except Exception:  # corrupt EXIF blocks raise many types; the pixels are still fine
+    if _EXIF_PROBLEM in img.info:
+        warn_user(f"{name}: its EXIF block is corrupt ({img.info[_EXIF_PROBLEM]}); the image is taken as upright, "
+                  "check that it is")
         return 1
-    return value if value in _TRANSPOSE else 1
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            raw = img.getexif().get(_ORIENTATION_TAG, 1)
+        value = int(raw)
+    except Exception as e:  # corrupt EXIF blocks raise many types
+        problem = f"{type(e).__name__}: {e}"
+    else:
+        corrupt = [str(w.message) for w in caught if "exif" in str(w.message).lower()]
+        if not corrupt and (value == 1 or value in _TRANSPOSE):
+            return value
+        problem = corrupt[0].strip() if corrupt else f"orientation {raw!r} is not one of 1-8"
+    warn_user(f"{name}: its EXIF block is corrupt ({problem}); the image is taken as upright, check that it is")
+    return 1
 
 
 def _orient(img: Image.Image | np.ndarray, orientation: int) -> Image.Image | np.ndarray:
@@ -164,7 +219,10 @@ def _source(x: Any, what: str, max_pixels: int | None) -> Image.Image | np.ndarr
     if isinstance(x, Image.Image):
         _check_pixels(x.height, x.width, max_pixels, what)
         return x
-    if isinstance(x, torch.Tensor):
+    # torch is imported only by callers that have tensors: evaluation and training read files
+    # through this module without it.
+    torch_module = sys.modules.get("torch")
+    if torch_module is not None and isinstance(x, torch_module.Tensor):
         raise InputError(f"{what}: pass a path, PIL image or NumPy array (for tensors use DiffMatte.sample)")
     a = np.asarray(x)
     if a.ndim >= 2:
@@ -269,10 +327,49 @@ def image_to_array(image: Image.Image | np.ndarray, name: str = "image") -> np.n
     return _array_to_rgb(np.asarray(image), name)
 
 
-def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def _upright(img: Image.Image, name: str) -> Image.Image:
+    return _orient(img, _orientation(img, name))  # type: ignore[return-value]
+
+
+def read_image(
+    path: str | os.PathLike[str],
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    *,
+    draft_size: tuple[int, int] | None = None,
+) -> np.ndarray:
     """(H, W, 3) float32 RGB in [0, 1] from any PIL-readable file, EXIF orientation applied."""
-    img = _open(path, "image", max_pixels)
-    return _pil_to_rgb(_orient(img, _orientation(img)), f"image {path}")  # type: ignore[arg-type]
+    img = _open(path, "image", max_pixels, draft_size)
+    return _pil_to_rgb(_upright(img, f"image {path}"), f"image {path}")
+
+
+def read_image_u8(
+    path: str | os.PathLike[str],
+    *,
+    draft_size: tuple[int, int] | None = None,
+    max_pixels: int | None = None,
+    what: str = "image",
+) -> np.ndarray:
+    """(H, W, 3) uint8 RGB: :func:`read_image`'s reading, kept at 8 bits (training data).
+
+    16-bit files are rounded to 8 bits. ``draft_size`` as in :func:`read_image`.
+    """
+    name = f"{what} {path}"
+    img = _upright(_open(path, what, max_pixels, draft_size), name)
+    if _pil_grey(img) is None:
+        if _has_transparency(img):
+            warn_user(f"{name}: its alpha channel is ignored; the image is matted as RGB")
+        return np.asarray(img.convert("RGB"))
+    return _round_u8(_pil_to_rgb(img, name))
+
+
+def read_rgba_u8(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> np.ndarray:
+    """(H, W, 4) uint8 RGBA of a cutout (an image with its own alpha channel), EXIF applied."""
+    name = f"cutout {path}"
+    return np.asarray(_upright(_open(path, "cutout", max_pixels), name).convert("RGBA"))
+
+
+def _round_u8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(x, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
 def load_image(image: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str = "image") -> np.ndarray:
@@ -280,7 +377,7 @@ def load_image(image: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: st
     if isinstance(image, (str, os.PathLike)):
         return read_image(image, max_pixels)
     src = _source(image, name, max_pixels)
-    return image_to_array(_orient(src, _orientation(src)), name)
+    return image_to_array(_orient(src, _orientation(src, name)), name)
 
 
 # -- trimaps, masks, mattes -----------------------------------------------------------------------
@@ -292,6 +389,17 @@ def _pil_to_unit_grey(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("L"), dtype=np.float64) / 255.0
 
 
+def _pil_trimap_grey(img: Image.Image) -> np.ndarray:
+    """(H, W) float64 in [0, 1] by the trimap rule: colour is the mean of R, G and B."""
+    grey = _pil_grey(img)
+    if grey is not None:
+        return grey
+    if img.mode in ("1", "L", "LA", "La"):
+        return np.asarray(img.convert("L"), dtype=np.float64) / 255.0
+    # The mean is exactly 0 (or 1) only where every channel is: colours stay unknown.
+    return np.asarray(img.convert("RGB"), dtype=np.float64).mean(axis=2) / 255.0
+
+
 def _trimap_to_array(tri: Image.Image | np.ndarray, name: str) -> np.ndarray:
     if isinstance(tri, Image.Image):
         if tri.format == "JPEG":
@@ -299,7 +407,7 @@ def _trimap_to_array(tri: Image.Image | np.ndarray, name: str) -> np.ndarray:
                 f"{name} is a JPEG: compression moves 0 and 255 to nearby values, which count as unknown; "
                 "save trimaps as PNG"
             )
-        return trimap_from_array(_pil_to_unit_grey(tri), name)
+        return trimap_from_array(_pil_trimap_grey(tri), name)
     return trimap_from_array(tri, name)
 
 
@@ -347,7 +455,31 @@ def trimap_from_array(arr: Any, name: str = "trimap") -> np.ndarray:
 def read_trimap(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """(H, W) float32 trimap in {0, 0.5, 1}: 0 background, 255 foreground, other values unknown."""
     img = _open(path, "trimap", max_pixels)
-    return _trimap_to_array(_orient(img, _orientation(img)), f"trimap {path}")  # type: ignore[arg-type]
+    if img.format == "JPEG":
+        warn_user(
+            f"trimap {path} is a JPEG: compression moves 0 and 255 to nearby values, which count as unknown; "
+            "save trimaps as PNG"
+        )
+    return trimap_from_array(_pil_trimap_grey(_upright(img, f"trimap {path}")), f"trimap {path}")
+
+
+def read_trimap_levels(path: str | os.PathLike[str], max_pixels: int | None = None) -> np.ndarray:
+    """(H, W) uint8 grey levels of a trimap file, by :func:`read_trimap`'s rule (for scoring).
+
+    0 and 255 only where :func:`read_trimap` has background and foreground; every unknown
+    pixel keeps its level, clipped to 1..254 (the metrics score only the level 128).
+    """
+    grey = _pil_trimap_grey(_upright(_open(path, "trimap", max_pixels), f"trimap {path}"))
+    levels = np.clip(np.rint(grey * 255.0), 1, 254).astype(np.uint8)
+    levels[grey == 0] = 0
+    levels[grey == 1] = 255
+    return levels
+
+
+def trimap_levels(trimap: np.ndarray) -> np.ndarray:
+    """A trimap in {0, 0.5, 1} as uint8 0 / 128 / 255."""
+    t = np.asarray(trimap)
+    return np.select([t == 0, t == 1], [0, 255], default=128).astype(np.uint8)
 
 
 def read_mask(mask: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -357,7 +489,7 @@ def read_mask(mask: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndar
     read from its alpha; otherwise from its grey level (colour: luma).
     """
     src = _source(mask, "mask", max_pixels)
-    src = _orient(src, _orientation(src))
+    src = _orient(src, _orientation(src, "mask"))
     if isinstance(src, Image.Image):
         if _has_alpha(src):
             a = np.asarray(src.convert("RGBA"))[..., 3]
@@ -376,10 +508,36 @@ def read_mask(mask: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndar
     return _scale_integer_grey(a, sixteen_bit=a.dtype == np.uint16 and a.max(initial=0) > 255).astype(np.float32)
 
 
+def _pil_alpha(img: Image.Image) -> np.ndarray:
+    """(H, W) float64 in [0, 1] by the alpha rule: a translucent alpha channel, else the grey
+    level, else (colour) the first channel."""
+    if _has_transparency(img):
+        return np.asarray(img.convert("RGBA"))[..., 3] / 255.0
+    grey = _pil_grey(img)
+    if grey is not None:
+        return grey
+    if img.mode in ("1", "L", "LA", "La"):
+        return np.asarray(img.convert("L"), dtype=np.float64) / 255.0
+    return np.asarray(img.convert("RGB"))[..., 0] / 255.0
+
+
+def read_alpha_u8(path: str | os.PathLike[str], max_pixels: int | None = None) -> np.ndarray:
+    """(H, W) uint8 alpha of a matte file by :func:`read_alpha`'s rule (16 bits rounded to 8)."""
+    img = _upright(_open(path, "alpha", max_pixels), f"alpha {path}")
+    if img.mode in ("L", "RGB") or (img.mode in ("LA", "RGBA", "P") and not _has_transparency(img)):
+        # 8-bit sources directly: no float round trip for the common case
+        a = np.asarray(img.convert("L") if img.mode in ("L", "LA") else img.convert("RGB"))
+        return np.ascontiguousarray(a if a.ndim == 2 else a[..., 0])
+    return _round_u8(_pil_alpha(img))
+
+
 def read_alpha(alpha: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """(H, W) float32 alpha in [0, 1] from a matte file, PIL image or array (uint8/uint16/float)."""
-    if isinstance(alpha, (str, os.PathLike, Image.Image)):
-        return read_mask(alpha, max_pixels)
+    if isinstance(alpha, (str, os.PathLike)):
+        return _pil_alpha(_upright(_open(alpha, "alpha", max_pixels), f"alpha {alpha}")).astype(np.float32)
+    if isinstance(alpha, Image.Image):
+        _check_pixels(alpha.height, alpha.width, max_pixels, "alpha")
+        return _pil_alpha(_upright(alpha, "alpha")).astype(np.float32)
     a = np.asarray(alpha)
     if a.ndim != 2:
         raise InputError(f"alpha must be (H, W), got shape {a.shape}")
@@ -431,7 +589,7 @@ def load_pair(
     tri_src = _source(trimap, "trimap", max_pixels)
     img_name = f"image {image}" if isinstance(image, (str, os.PathLike)) else "image"
     tri_name = f"trimap {trimap}" if isinstance(trimap, (str, os.PathLike)) else "trimap"
-    img_orient, tri_orient = _orientation(img_src), _orientation(tri_src)
+    img_orient, tri_orient = _orientation(img_src, img_name), _orientation(tri_src, tri_name)
     upright = _orient(img_src, img_orient)
     tri_up = _orient(tri_src, tri_orient)
     if (
@@ -470,176 +628,22 @@ def _fit_trimap(tri: np.ndarray, h: int, w: int, resize: bool, name: str) -> np.
 def as_image_tensor(image: Any, max_pixels: int | None = None) -> torch.Tensor:
     """(1, 3, H, W) float32 in [0, 1] from a path, PIL image or array (EXIF orientation applied)."""
     src = _source(image, "image", max_pixels)
-    a = image_to_array(_orient(src, _orientation(src)))
+    a = image_to_array(_orient(src, _orientation(src, "image")))
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]
 
 
 def as_trimap_tensor(trimap: Any, max_pixels: int | None = None) -> torch.Tensor:
     """(1, 1, H, W) float32 in {0, 0.5, 1} from a path, PIL image or array (EXIF orientation applied)."""
     src = _source(trimap, "trimap", max_pixels)
-    t = _trimap_to_array(_orient(src, _orientation(src)), "trimap")
+    t = _trimap_to_array(_orient(src, _orientation(src, "trimap")), "trimap")
+    import torch
+
     return torch.from_numpy(t)[None, None]
 
 
-# -- output paths ---------------------------------------------------------------------------------
+# -- finding images ------------------------------------------------------------------------------
 def is_image_file(path: Path) -> bool:
-    """True for a visible file whose extension PIL can read."""
-    Image.init()
-    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in Image.registered_extensions()
-
-
-def output_format(path: str | os.PathLike[str], purpose: str = "alpha") -> str:
-    """The PIL format name for ``path``'s extension, if it can hold ``purpose``.
-
-    ``purpose`` is one of "alpha", "alpha16", "rgba", "rgb", "frames".
-    """
-    Image.init()
-    suffix = Path(path).suffix.lower()
-    fmt = Image.registered_extensions().get(suffix)
-    allowed = _PURPOSE_FORMATS[purpose]
-    if fmt not in allowed:
-        exts = sorted(e for e, f in Image.registered_extensions().items() if f in allowed)
-        what = {
-            "alpha": "a matte",
-            "alpha16": "a 16-bit matte",
-            "rgba": "an image with transparency",
-            "rgb": "an image",
-            "frames": "an animation",
-        }[purpose]
-        got = f"extension {suffix!r}" if suffix else "no extension"
-        raise InputError(f"output {path}: {got} cannot hold {what}; use one of {', '.join(exts)}")
-    return fmt
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _nearest_existing(p: Path) -> Path:
-    p = p.absolute()
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return p
-
-
-def check_output_path(
-    path: str | os.PathLike[str],
-    *,
-    purpose: str = "alpha",
-    inputs: Iterable[str | os.PathLike[str] | None] = (),
-    overwrite: bool = False,
-) -> Path:
-    """Check, before any work, that ``path`` can be written; return it as a Path.
-
-    Raises InputError when the extension cannot hold ``purpose`` (see output_format), the
-    path is one of ``inputs``, it exists and ``overwrite`` is False, it is a folder, or its
-    folder cannot be created or written. Nothing is created.
-    """
-    p = Path(path)
-    output_format(p, purpose)
-    for src in inputs:
-        if src is not None and _same_file(p, Path(src)):
-            raise InputError(f"output {p} is also an input; choose another output path")
-    if p.is_dir():
-        raise InputError(f"output {p} is a folder; give a file name")
-    if p.exists() and not overwrite:
-        raise InputError(f"output {p} exists; pass --overwrite to replace it")
-    check_writable_folder(p.parent)
-    return p
-
-
-def check_writable_folder(folder: str | os.PathLike[str]) -> None:
-    """Raise InputError unless ``folder`` exists and is writable, or could be created."""
-    base = _nearest_existing(Path(folder))
-    if not base.is_dir():
-        raise InputError(f"output folder {folder}: {base} is a file, not a folder")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise InputError(f"output folder {folder}: {base} is not writable")
-
-
-# -- writers --------------------------------------------------------------------------------------
-def _atomic_save(img: Image.Image | Sequence[Image.Image], path: str | os.PathLike[str], purpose: str, **params: Any) -> None:
-    """Write to a temporary file in the target folder, then rename it over ``path``."""
-    p = Path(path)
-    fmt = output_format(p, purpose)
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"output {p}: cannot create its folder ({e.strerror or e})") from e
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    opts = {**_SAVE_PARAMS.get(fmt, {}), **params}
-    try:
-        if isinstance(img, Image.Image):
-            img.save(tmp, format=fmt, **opts)
-        else:
-            img[0].save(tmp, format=fmt, save_all=True, append_images=list(img[1:]), **opts)
-        os.replace(tmp, p)
-    except OSError as e:
-        raise InputError(f"output {p}: cannot write ({e.strerror or e})") from e
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return (np.clip(np.nan_to_num(x), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def _unit_array(x: Any, ndim: int, channels: int | None, name: str) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float32)
-    if a.ndim != ndim or (channels is not None and a.shape[-1] != channels):
-        want = "(H, W)" if channels is None else f"(H, W, {channels})"
-        raise InputError(f"{name} must be {want}, got shape {a.shape}")
-    return a
-
-
-def save_alpha(alpha: np.ndarray, path: str | os.PathLike[str], *, bit_depth: int = 8) -> None:
-    """Write an alpha matte (H, W) float in [0, 1] as 8- or 16-bit greyscale, atomically.
-
-    16 bits needs PNG or TIFF. Values outside [0, 1] are clipped.
-    """
-    a = np.clip(np.nan_to_num(_unit_array(alpha, 2, None, "alpha")), 0.0, 1.0)
-    if bit_depth == 16:
-        img = Image.fromarray((a * 65535.0 + 0.5).astype(np.uint16))
-        _atomic_save(img, path, "alpha16")
-    elif bit_depth == 8:
-        _atomic_save(Image.fromarray(_to_uint8(a)), path, "alpha")
-    else:
-        raise InputError(f"bit_depth must be 8 or 16, got {bit_depth}")
-
-
-def save_rgba(rgba: np.ndarray, path: str | os.PathLike[str]) -> None:
-    """Write an RGBA cutout (H, W, 4) float in [0, 1] as 8-bit PNG/TIFF/WebP, atomically."""
-    a = _unit_array(rgba, 3, 4, "RGBA image")
-    _atomic_save(Image.fromarray(_to_uint8(a)), path, "rgba")
-
-
-def save_rgb(rgb: np.ndarray, path: str | os.PathLike[str]) -> None:
-    """Write an RGB image (H, W, 3) float in [0, 1] as 8 bits, atomically."""
-    a = _unit_array(rgb, 3, 3, "RGB image")
-    _atomic_save(Image.fromarray(_to_uint8(a)), path, "rgb")
-
-
-def save_trimap(trimap: np.ndarray, path: str | os.PathLike[str]) -> None:
-    """Write a trimap (H, W) in {0, 0.5, 1} as 8-bit 0/128/255, atomically (lossless formats only)."""
-    t = _unit_array(trimap, 2, None, "trimap")
-    codes = np.select([t == 0, t == 1], [0, 255], default=128).astype(np.uint8)
-    if output_format(path, "alpha") == "JPEG":
-        raise InputError(f"output {path}: JPEG would blur the trimap's 0/128/255 values; use .png")
-    _atomic_save(Image.fromarray(codes), path, "alpha")
-
-
-def save_frames(frames: np.ndarray, path: str | os.PathLike[str], *, frame_ms: int = 250) -> None:
-    """Write (S, H, W) float frames in [0, 1] as a looping greyscale animation (GIF/APNG/WebP/TIFF)."""
-    f = np.asarray(frames, dtype=np.float32)
-    if f.ndim != 3 or f.shape[0] == 0:
-        raise InputError(f"frames must be (S, H, W) with S >= 1, got shape {f.shape}")
-    images = [Image.fromarray(_to_uint8(x)) for x in f]
-    # The last frame (the final matte) is held longer so the result can be seen.
-    durations = [frame_ms] * (len(images) - 1) + [frame_ms * 4]
-    _atomic_save(images, path, "frames", duration=durations, loop=0)
+    """True for a visible file with one of :data:`IMAGE_EXTENSIONS`."""
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS

@@ -1,19 +1,19 @@
 """Named models: the weights that ship inside the package, and checkpoints given by path.
 
 Nothing is ever downloaded. A name resolves to a file under ``diffmatte/weights/`` whose
-sha256 is recorded here; anything else must be an existing file path.
+sha256 is recorded here; anything else must be an existing file path. Data only: the model is
+built by :func:`diffmatte.loading.load_model`.
 """
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from .errors import CheckpointError
+from .hashing import sha256_file
 
-__all__ = ["PackagedModel", "PACKAGED_MODELS", "DEFAULT_MODEL", "resolve_model_path", "load_model", "sha256_file"]
+__all__ = ["PackagedModel", "PACKAGED_MODELS", "DEFAULT_MODEL", "resolve_model_path", "check_packaged"]
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,6 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
 DEFAULT_MODEL = "default"
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def resolve_model_path(spec: str | None) -> Path:
     """Path of the weights named by ``spec``: a packaged model name or a file path."""
     spec = spec or DEFAULT_MODEL
@@ -60,10 +52,9 @@ def resolve_model_path(spec: str | None) -> Path:
     raise CheckpointError(f"model {spec!r} is neither a packaged model ({known}) nor an existing checkpoint file")
 
 
-def load_model(spec: str | None = None, preset: str | None = None, precision: str = "fp32"):  # -> DiffMatte
-    from .pipeline import DiffMatte
-
-    path = resolve_model_path(spec)
-    if spec in PACKAGED_MODELS and sha256_file(path) != PACKAGED_MODELS[spec].sha256:
-        raise CheckpointError(f"packaged model {spec!r} at {path} fails its sha256 check; reinstall diffmatte")
-    return DiffMatte.from_checkpoint(path, preset=preset, precision=precision)  # type: ignore[arg-type]
+def check_packaged(spec: str | None, path: Path) -> None:
+    """Raise CheckpointError if ``spec`` names a packaged model (None: the default) whose file
+    at ``path`` does not have the recorded sha256."""
+    name = spec or DEFAULT_MODEL
+    if name in PACKAGED_MODELS and sha256_file(path) != PACKAGED_MODELS[name].sha256:
+        raise CheckpointError(f"packaged model {name!r} at {path} fails its sha256 check; reinstall diffmatte")

@@ -30,7 +30,6 @@ import logging
 import math
 import os
 import shutil
-import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -54,11 +53,14 @@ from .data import (
     seed_worker,
     steps_per_epoch,
 )
-from .diffusion.losses import STAGES, DiffusionObjective, LossConfig, Stage, draw_times, matting_losses
+from .diffusion.losses import STAGES, LossConfig, Stage, draw_times, matting_losses
 from .diffusion.sampler import GaussianDiffusion
 from .errors import CheckpointError, InputError
+from .io import trimap_from_array
 from .models.configuration import DiffMatteConfig, get_preset
 from .models.modeling_diffmatte import DiffMatteNet
+from .models.objective import DiffusionObjective
+from .runlog import truncate_metrics
 
 try:
     import tomllib
@@ -642,6 +644,7 @@ class _RunLog:
     """metrics.jsonl always; TensorBoard event files when the tensorboard package is installed."""
 
     def __init__(self, run_dir: Path, start_step: int) -> None:
+        truncate_metrics(run_dir / "metrics.jsonl", start_step)  # a resumed run logs its steps again
         self.jsonl = open(run_dir / "metrics.jsonl", "a", buffering=1)
         self.tb = None
         try:
@@ -690,7 +693,7 @@ def _validate(net: DiffMatteNet, val_set: ValidationSet, val: ValConfig, device:
     count = len(val_set) if not val.limit else min(val.limit, len(val_set))
     for i in range(count):
         image, alpha, trimap, _ = val_set[i]
-        tri = torch.from_numpy(np.where(trimap == 0, 0.0, np.where(trimap == 255, 1.0, 0.5)).astype(np.float32))
+        tri = torch.from_numpy(trimap_from_array(trimap, "validation trimap"))
         tri = tri[None, None]
         noise = torch.randn(tri.shape, generator=generator)
         out = model.sample(image[None].to(device), tri.to(device), val.steps, noise=noise.to(device))
@@ -1018,8 +1021,3 @@ def _load_imagenet_encoder(net: DiffMatteNet) -> None:
 
     load_imagenet_weights(net.backbone)
 
-
-if __name__ == "__main__":
-    from .cli import main as _cli_main
-
-    _cli_main(["train", *sys.argv[1:]])

@@ -90,7 +90,7 @@ def band_option(f: F) -> F:
 
 def load_model(spec: str, precision: str = "fp32") -> "DiffMatte":
     """The model named by --model, loaded once for every input of the call."""
-    from ..registry import load_model as registry_load
+    from ..loading import load_model as registry_load
 
     if spec == DEFAULT_MODEL and spec not in PACKAGED_MODELS and not Path(spec).is_file():
         raise CheckpointError(

@@ -1,11 +1,13 @@
 """`diffmatte predict`: matte one image, or every image of a folder, with a trimap or an automatic one.
 
 Exit status: 0 done; 2 bad input or usage (nothing written); 1 some files of a folder failed
-(the others are written and the failures listed at the end).
+(the others are written and the failures listed at the end); 3 a folder batch stopped on an
+internal error (a bug in diffmatte, not a bad file; its traceback is shown).
 """
 from __future__ import annotations
 
 import sys
+import traceback
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -45,7 +47,8 @@ HELP = """Matte IMAGE with TRIMAP and write the alpha matte to -o.
   diffmatte predict --images photos/ --trimaps trimaps/ -o mattes/
 
 Trimaps: 0 is background, 255 foreground, any other value unknown (128 is usual;
-hand-drawn greys such as 102 work too). RGB trimaps are read through their grey level.
+hand-drawn greys such as 102 work too). RGB trimaps: black background, white foreground,
+any other colour unknown.
 
 Folder mode (--images): images and trimaps are matched by file name without extension,
 outputs are named <name>.png (-o, --cutout) and <name>.gif (--trajectory) in the given
@@ -249,17 +252,26 @@ def _plan_folder(
     return jobs, problems
 
 
-def _describe(e: Exception) -> str:
+# What a bad input file raises (unreadable, wrong size, too large for memory): reported, and the
+# batch goes on. Anything else is a bug in diffmatte and stops the batch (EXIT_INTERNAL_ERROR).
+_BAD_FILE_ERRORS = (DiffMatteError, MemoryError)
+EXIT_INTERNAL_ERROR = 3
+
+
+def _describe(e: BaseException) -> str:
     return str(e) if isinstance(e, DiffMatteError) else f"{type(e).__name__}: {e}"
 
 
-def _run_folder(runner: Runner, jobs: list[Job], problems: list[tuple[str, str]], echo: Callable[[str], None]) -> int:
+def _run_folder(
+    runner: Runner, jobs: list[Job], problems: list[tuple[str, str]], echo: Callable[[str], None], quiet: bool = False
+) -> int:
     """Matte every job; returns the number of failures (listed at the end)."""
     from tqdm import tqdm
 
     failures = list(problems)
     done = skipped = 0
-    for job in tqdm(jobs, unit="image", desc="matting", disable=None, file=sys.stderr):
+    folders: dict[Path, None] = {}  # where something was written, in order
+    for job in tqdm(jobs, unit="image", desc="matting", disable=True if quiet else None, file=sys.stderr):
         write = [p for p in job.outputs() if runner.s.overwrite or not p.exists()]
         if not write:
             skipped += 1
@@ -268,9 +280,19 @@ def _run_folder(runner: Runner, jobs: list[Job], problems: list[tuple[str, str]]
             with echo_warnings(lambda m: tqdm.write(m, file=sys.stderr), prefix=f"{job.image.name}: "):
                 runner.run(job, write)
             done += 1
-        except Exception as e:  # one bad file must not stop the batch; each is reported below
+            folders.update(dict.fromkeys(p.parent for p in write))
+        except _BAD_FILE_ERRORS as e:  # one bad file must not stop the batch; each is reported below
             failures.append((job.image.name, _describe(e)))
+        except Exception:
+            echo(traceback.format_exc().rstrip())
+            echo(f"internal error while matting {job.image.name}: a bug in diffmatte, not in the file (please "
+                 f"report it with the traceback above); {done} matted before it, the rest not attempted")
+            raise SystemExit(EXIT_INTERNAL_ERROR) from None
     summary = f"{done} matted, {skipped} skipped (outputs exist; --overwrite redoes them), {len(failures)} failed"
+    if folders:
+        summary += f"; written to {', '.join(f'{f}/' for f in folders)}"
+    if quiet and not failures:
+        return 0
     echo(summary)
     for name, why in failures:
         echo(f"  failed: {name}: {why}")
@@ -321,6 +343,7 @@ def _run_folder(runner: Runner, jobs: list[Job], problems: list[tuple[str, str]]
 @threads_option
 @max_pixels_option
 @overwrite_option
+@click.option("-q", "--quiet", is_flag=True, help="Print only warnings and errors, not what was written.")
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -345,6 +368,7 @@ def command(
     threads: int | None,
     max_pixels: int,
     overwrite: bool,
+    quiet: bool,
 ) -> None:
     _check_usage(image, trimap, images, trimaps, auto_trimap, cutout, background)
     settings = Settings(
@@ -371,6 +395,8 @@ def command(
         set_threads(threads)
         with echo_warnings(echo):
             runner.run(job, job.outputs())
+        if not quiet:
+            echo(_wrote(job))
         return
     jobs, problems = _plan_folder(images, trimaps, output, cutout, trajectory)
     set_threads(threads)
@@ -379,7 +405,7 @@ def command(
         _ = runner.model, runner.background
         if auto_trimap and jobs:
             _ = runner.salient
-    if _run_folder(runner, jobs, problems, echo):
+    if _run_folder(runner, jobs, problems, echo, quiet):
         ctx.exit(1)
 
 
@@ -395,6 +421,12 @@ def _parse_resolution(text: str) -> float | None:
     if not value > 0:
         raise InputError(f"--resolution must be auto, full or a positive number of megapixels, got {text!r}")
     return value
+
+
+def _wrote(job: Job) -> str:
+    """The one line that says what a single-image run wrote."""
+    names = {job.alpha: "alpha", job.cutout: "cutout", job.trajectory: "trajectory"}
+    return "wrote " + ", ".join(f"{path} ({what})" for path, what in names.items() if path is not None)
 
 
 def _stderr_echo() -> Callable[[str], None]:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
+from ..io import IMAGE_EXTENSIONS, read_alpha_u8, read_image_u8, read_rgba_u8, read_trimap, trimap_levels
 from ..selection import select_names, split_patterns
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 
 
@@ -216,46 +216,28 @@ def scan_triplets(
 
 
 # -- reading (called by the datasets, in worker processes) -----------------------------------
-
-
-def _open(path: Path, draft_size: tuple[int, int] | None = None) -> Image.Image:
-    try:
-        img = Image.open(path)
-        if draft_size is not None and img.format == "JPEG":
-            # Decode a large JPEG at a reduced scale (still >= draft_size): 4-8x faster.
-            img.draft("RGB", draft_size)
-        img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"{path}: not a readable image ({e})") from e
-    return ImageOps.exif_transpose(img) or img
+# diffmatte.io's readers, so that training reads every file as predict and evaluate do.
 
 
 def load_rgb(path: Path, draft_size: tuple[int, int] | None = None) -> np.ndarray:
-    """(H, W, 3) uint8 RGB."""
-    return np.asarray(_open(path, draft_size).convert("RGB"))
+    """(H, W, 3) uint8 RGB (:func:`diffmatte.io.read_image_u8`)."""
+    return read_image_u8(path, draft_size=draft_size)
 
 
 def load_alpha(path: Path) -> np.ndarray:
-    """(H, W) uint8 alpha from a grey or RGB(A) file (alphas are often stored as RGB)."""
-    img = _open(path)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(img, dtype=np.float64)
-        return np.rint(a / (65535.0 if a.max() > 255 else 255.0) * 255).astype(np.uint8)
-    return np.asarray(img.convert("L"))
+    """(H, W) uint8 alpha (:func:`diffmatte.io.read_alpha_u8`: a colour matte's first channel)."""
+    return read_alpha_u8(path)
 
 
 def load_trimap(path: Path) -> np.ndarray:
-    """(H, W) uint8 trimap 0 / 128 / 255: exactly 0 and 255 are known, every other grey is unknown."""
-    t = np.asarray(_open(path).convert("L"))
-    out = np.full(t.shape, 128, dtype=np.uint8)
-    out[t == 0] = 0
-    out[t == 255] = 255
-    return out
+    """(H, W) uint8 trimap 0 / 128 / 255 by :func:`diffmatte.io.read_trimap`'s rule: exactly 0 and 255
+    (all channels, for colour) are known, every other value is unknown."""
+    return trimap_levels(read_trimap(path, max_pixels=None))
 
 
 def load_foreground(pair: FgAlphaPair) -> tuple[np.ndarray, np.ndarray]:
     """((H, W, 3) uint8 foreground, (H, W) uint8 alpha)."""
     if pair.alpha is not None:
         return load_rgb(pair.fg), load_alpha(pair.alpha)
-    rgba = np.asarray(_open(pair.fg).convert("RGBA"))
+    rgba = read_rgba_u8(pair.fg)
     return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])

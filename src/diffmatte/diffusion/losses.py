@@ -1,4 +1,7 @@
-"""DiffMatte's training objective: the diffusion passes of each stage and the matting losses.
+"""DiffMatte's training losses, and the times each training stage draws.
+
+The network passes of each stage live in :mod:`diffmatte.models.objective` (they need the
+network; this package imports no model).
 
 Notation (DiffMatte, Hu et al., arXiv 2312.05915, §3.2-3.4; SPEC §6):
   x0        -> 2 * alpha - 1, the ground-truth matte in [-1, 1]
@@ -34,17 +37,12 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
-from ..models.modeling_diffmatte import DiffMatteNet
-from .sampler import GaussianDiffusion, normalize_input
-from .schedules import right_pad_dims_to
+from torch import Tensor
 
 __all__ = [
     "Stage",
     "LossConfig",
     "LossOutput",
-    "DiffusionObjective",
     "draw_times",
     "matting_losses",
     "mse_loss",
@@ -113,45 +111,6 @@ def draw_times(
         t = torch.rand(batch, generator=generator, device=device) * (1.0 - d)
         return t, t + d
     raise ValueError(f"unknown training stage {stage!r}; choose one of {', '.join(STAGES)}")
-
-
-class DiffusionObjective(nn.Module):
-    """The network passes of one training step, as one module so DistributedDataParallel sees them.
-
-    ``forward`` returns p (B, 1, H, W) in (-1, 1), the estimate the losses compare with x0.
-    """
-
-    def __init__(self, net: DiffMatteNet, diffusion: GaussianDiffusion) -> None:
-        super().__init__()
-        self.net = net
-        self.diffusion = diffusion
-
-    def forward(
-        self,
-        image: Tensor,
-        trimap: Tensor,
-        x0: Tensor,
-        noise: Tensor,
-        times: Tensor,
-        first_times: Tensor | None = None,
-        stage: Stage = "normal",
-    ) -> Tensor:
-        """image (B, 3, H, W) in [0, 1]; trimap (B, 1, H, W) in {0, 0.5, 1}; x0, noise (B, 1, H, W)."""
-        encoded = self.net.encode(image, trimap)
-        if stage == "normal":
-            x_t = self.diffusion.q_sample(x0, times, noise)
-        else:
-            if first_times is None:
-                raise ValueError(f"stage {stage!r} needs first_times (t')")
-            # 1. first pass at t' on pure noise (stage 1) or on the noised ground truth (stage 2);
-            #    its output is only data for the second pass, so no graph is kept
-            x_first = noise if stage == "self_align_1" else self.diffusion.q_sample(x0, first_times, noise)
-            with torch.no_grad():
-                p_first = self.net.denoise(encoded, normalize_input(x_first), first_times).float()
-            # 2. re-noise the first estimate to t with the same eps: one DDIM step t' -> t
-            a, s = self.diffusion.alpha_sigma(times)
-            x_t = right_pad_dims_to(x0, a) * p_first + right_pad_dims_to(x0, s) * noise
-        return self.net.denoise(encoded, normalize_input(x_t), times)
 
 
 # -- the losses ------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
-from ..registry import sha256_file
+from ..hashing import sha256_file
 from ..transforms import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [

@@ -1,0 +1,22 @@
+"""``load_model``: a packaged model by name, or a checkpoint by path, ready to predict.
+
+Above the pipeline (it builds a :class:`~diffmatte.pipeline.DiffMatte`), so that the registry
+below it stays data only.
+"""
+from __future__ import annotations
+
+from .pipeline import DiffMatte, Precision
+from .registry import check_packaged, resolve_model_path
+
+__all__ = ["load_model"]
+
+
+def load_model(spec: str | None = None, preset: str | None = None, precision: Precision = "fp32") -> DiffMatte:
+    """The model named by ``spec`` (a packaged name, a checkpoint path; None: the default).
+
+    A packaged model's file is checked against its recorded sha256 first, with or without a
+    name given.
+    """
+    path = resolve_model_path(spec)
+    check_packaged(spec, path)
+    return DiffMatte.from_checkpoint(path, preset=preset, precision=precision)

@@ -1,0 +1,79 @@
+"""Imports run down the layers only: CLI -> pipeline -> models -> encoders/diffusion -> io.
+
+Read from the source (every import, including those inside functions), so a late import that
+runs back up is caught too.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "diffmatte"
+
+# module (dotted, below diffmatte) or package prefix -> packages and modules it must not import
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "diffusion": ("models", "encoders", "pipeline", "registry", "loading", "train", "cli", "evaluation"),
+    "encoders": ("models", "pipeline", "registry", "loading", "train", "cli", "evaluation"),
+    "models": ("pipeline", "registry", "loading", "train", "cli", "evaluation"),
+    "registry": ("pipeline", "models", "encoders", "loading", "train", "cli"),
+    "hashing": ("io", "models", "encoders", "diffusion", "pipeline", "registry", "cli"),
+    "io": ("models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation"),
+    "pipeline": ("train", "cli", "evaluation", "loading"),
+    "train": ("cli",),
+    "data": ("train", "cli", "evaluation", "pipeline"),
+    "evaluation": ("cli", "train"),
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Modules below diffmatte that ``path`` imports, as dotted names."""
+    here = _module_name(path).split(".") if _module_name(path) else []
+    package = here if path.name == "__init__.py" else here[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+                target = [*base, *(node.module.split(".") if node.module else [])]
+            elif node.module and node.module.split(".")[0] == "diffmatte":
+                target = node.module.split(".")[1:]
+            else:
+                continue
+            names = [[*target, a.name] for a in node.names] if not node.module else [target]
+            found.update(".".join(n) for n in names if n)
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".", 1)[1] for a in node.names if a.name.startswith("diffmatte."))
+    return found
+
+
+def _matches(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[_module_name(p) or "diffmatte" for p in MODULES])
+def test_imports_run_down_the_layers(path: Path) -> None:
+    name = _module_name(path)
+    imported = _imports(path)
+    for owner, banned in FORBIDDEN.items():
+        if not _matches(name, owner):
+            continue
+        back_up = sorted(i for i in imported for b in banned if _matches(i, b))
+        assert not back_up, f"diffmatte.{name} imports {back_up}, above it"
+
+
+def test_no_module_but_the_package_entry_point_runs_the_cli() -> None:
+    for path in MODULES:
+        if "__main__" in path.read_text() and path.name != "__main__.py":
+            tree = ast.parse(path.read_text())
+            mains = [n for n in ast.walk(tree) if isinstance(n, ast.Compare) and "__main__" in ast.unparse(n)]
+            assert not mains, f"{path.relative_to(PACKAGE)} has a __main__ block; use `python -m diffmatte ...`"
