@@ -10,14 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from . import checkpoint as ckpt
-from .diffusion.sampler import GaussianDiffusion, SamplerName
+from .diffusion.sampler import GaussianDiffusion, SamplerName, StepCallback
 from .errors import InputError
 from .io import DEFAULT_MAX_PIXELS, load_pair, warn_user
 from .models.configuration import DiffMatteConfig, get_preset
@@ -127,10 +127,12 @@ class DiffMatte:
         sampler: SamplerName = "ddim",
         official_postprocess: bool = False,
         trajectory: bool = False,
+        on_step: StepCallback | None = None,
     ) -> MattingOutput:
         """Matte a batch. image (B, 3, H, W) RGB in [0, 1]; trimap (B, 1, H, W) in {0, 0.5, 1}.
 
         ``noise`` is x_T (B, 1, H, W); when absent it is drawn from ``generator``.
+        ``on_step(k, x0_hat)`` is called after every step (see GaussianDiffusion.sample).
         """
         if image.dim() != 4 or image.shape[1] != 3:
             raise InputError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
@@ -159,6 +161,7 @@ class DiffMatte:
             sampler=sampler,
             generator=generator,
             keep_trajectory=trajectory,
+            on_step=on_step,
         )
         alpha = write_known_regions(result.alpha, trimap, official=official_postprocess)
         return MattingOutput(
@@ -186,6 +189,7 @@ class DiffMatte:
         sampler: SamplerName = "ddim",
         official_postprocess: bool = False,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        on_step: Callable[[int, np.ndarray], None] | None = None,
     ) -> np.ndarray:
         """Alpha matte for one image.
 
@@ -198,6 +202,9 @@ class DiffMatte:
             seed: the same seed gives the same matte; None draws fresh noise.
             trajectory: return every step's x0 estimate instead of the final matte only.
             max_pixels: refuse images with more pixels (None: no limit).
+            on_step: called after step k (0-based) with that step's x0 estimate as an (H, W)
+                float32 matte, known regions written (the frame ``trajectory`` would hold);
+                an exception it raises stops the run.
 
         Returns:
             (H, W) float32 in [0, 1]; with ``trajectory=True``, (steps, H, W) float32 in [0, 1]
@@ -214,10 +221,20 @@ class DiffMatte:
         if not bool((tri == 0.5).any()):
             # Nothing to estimate: the trimap already is the matte.
             known = tri_arr.astype(np.float32)
+            for k in range(steps) if on_step is not None else ():
+                on_step(k, known)
             return np.repeat(known[None], steps, axis=0) if trajectory else known
         if not bool((tri != 0.5).any()):
             warn_user("the trimap has no known pixels (no 0 or 255): matting still runs, but the quality is lower")
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        step_frames = None
+        if on_step is not None:
+            frame_cb = on_step  # bound here so the closure's type is narrowed
+
+            def step_frames(k: int, x0: Tensor) -> None:
+                frame = write_known_regions(((x0 + 1.0) * 0.5).clamp(0.0, 1.0), tri.to(x0.device), official_postprocess)
+                frame_cb(k, frame[0, 0].float().cpu().numpy())
+
         out = self.sample(
             img,
             tri,
@@ -226,6 +243,7 @@ class DiffMatte:
             sampler=sampler,
             official_postprocess=official_postprocess,
             trajectory=trajectory,
+            on_step=step_frames,
         )
         alpha = out.alpha[0, 0].float().cpu().numpy()
         if not trajectory:
