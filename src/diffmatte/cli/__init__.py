@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "Score methods on a matting dataset (SAD, MSE, Grad, Conn).",
     "train": "Train a DiffMatte model.",
     "models": "List the available models and presets.",
+    "serve": "Start the matting web app and HTTP API.",
 }
 
 
