@@ -17,11 +17,13 @@ What is exact:
 
 What is approximate (measured in benchmarks/serve_latency.py, quoted in docs/serve.md):
 
-* inside the window the encoder sees only the crop, so context beyond the window (the ViT's
-  global attention, the CNN's receptive field) is cut at its edge;
-* the sampler normalises each step's input by its standard deviation over the crop, not over
-  the image;
-* in the feather ramp the matte is a mix of the previous and the new values.
+* inside the window the network sees only the crop: context beyond it (the ViT's global
+  attention, the CNN's receptive field) is cut at its edge, and the sampler normalises each
+  step's input by its standard deviation over the crop, not over the image. Both change the
+  matte throughout the window, not only near its edge;
+* in the feather ramp the matte is a mix of the previous and the new values;
+* outside the window a full re-run would also move pixels a little (the same normalisation,
+  and context reaching across); the window leaves them as they were.
 """
 from __future__ import annotations
 
