@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
-from ..errors import DiffMatteError, InputError
+from ..errors import DiffMatteError
 from ..refine import Box
 from .engine import (
     Busy,
@@ -363,12 +363,7 @@ def create_app(engine: Engine, model_name: str) -> ASGIApp:
         async def wrapped(request: Request) -> Response:
             try:
                 return await endpoint(request)
-            except ApiError as e:
-                return error_response(e.status, str(e), e.headers)
-            except InputError as e:
-                m = _mapped(e)
-                return error_response(m.status, str(m), m.headers)
-            except Exception as e:  # every job error is answered; only bugs reach the log
+            except Exception as e:  # every error is answered; _mapped logs the ones that are bugs
                 m = _mapped(e)
                 return error_response(m.status, str(m), m.headers)
 
