@@ -313,13 +313,13 @@ def test_upload_temp_files_are_removed(server: BackgroundServer) -> None:
     assert spooled() <= before
 
 
-def test_busy_queue_answers_503_with_retry_after(model: DiffMatte) -> None:
+@pytest.mark.parametrize("queue_size", [0, 1])
+def test_busy_queue_answers_503_with_retry_after(model: DiffMatte, queue_size: int) -> None:
     release = threading.Event()
-    with BackgroundServer(ServerConfig(port=0, queue_size=1), model, "tiny") as s:
+    with BackgroundServer(ServerConfig(port=0, queue_size=queue_size), model, "tiny") as s:
         s.engine.submit(lambda ctx: release.wait(30))  # running
-        while s.engine.running == 0:
-            time.sleep(0.01)
-        s.engine.submit(lambda ctx: None)  # waiting: the queue is full
+        for _ in range(queue_size):
+            s.engine.submit(lambda ctx: None)  # waiting: now the queue is full
         try:
             r = request(s.url + "/api/matte", {"steps": 1}, {"image": png(_image()), "trimap": png(_trimap())})
             assert r.status == 503 and int(r.headers["retry-after"]) >= 1

@@ -178,7 +178,10 @@ class Engine:
     def __init__(self, config: ServerConfig, model: "DiffMatte") -> None:
         self.config = config
         self.model = model
-        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=config.queue_size)
+        # Unbounded itself: admission is counted in _pending (waiting + running), so that
+        # queue_size 0 means "only the running job" (Queue(maxsize=0) would mean no limit).
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._pending = 0
         self._salient: "SalientObjectModel | None" = None
         self._lock = threading.Lock()
         self.running = 0
@@ -191,13 +194,13 @@ class Engine:
     # -- queue --------------------------------------------------------------------------------
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        return max(0, self._pending - self.running)
 
     def retry_after(self) -> int:
         return max(1, math.ceil(self._mean_seconds * (self.queued + self.running)))
 
     def has_room(self) -> bool:
-        return not self._queue.full()
+        return self._pending < self.config.queue_size + 1
 
     def busy_error(self) -> Busy:
         return Busy(
@@ -210,12 +213,12 @@ class Engine:
         """Queue ``fn(context)``; raises Busy when the queue is full."""
         ctx = context or self.new_context()
         job = _Job(fn, ctx)
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            with self._lock:
+        with self._lock:
+            if self._pending >= self.config.queue_size + 1:
                 self.refused += 1
-            raise self.busy_error() from None
+                raise self.busy_error()
+            self._pending += 1
+        self._queue.put_nowait(job)
         return job.future, ctx
 
     def new_context(self) -> JobContext:
@@ -231,6 +234,8 @@ class Engine:
             if job is None:
                 return
             if not job.future.set_running_or_notify_cancel():
+                with self._lock:
+                    self._pending -= 1
                 continue
             start = time.monotonic()
             with self._lock:
@@ -244,6 +249,7 @@ class Engine:
                 took = time.monotonic() - start
                 with self._lock:
                     self.running = 0
+                    self._pending -= 1
                     self.done += 1
                     self._mean_seconds = 0.7 * self._mean_seconds + 0.3 * took
 
