@@ -359,11 +359,13 @@ def test_index_page_is_self_contained(server: BackgroundServer) -> None:
 
 # -- windowed re-matting (the library) ----------------------------------------------------------
 def test_window_choice() -> None:
-    assert choose_window(Box(500, 300, 520, 310), 1000, 2000, 512, 64) == Box(254, 49, 766, 561)
+    # centred on the edit, then moved onto the 32 px grid (and grown a block where that cut the context)
+    assert choose_window(Box(500, 300, 520, 310), 1000, 2000, 512, 64) == Box(224, 32, 736, 544)
+    assert choose_window(Box(500, 300, 520, 310), 1000, 2000, 512, 64, align=1) == Box(254, 49, 766, 561)
     assert choose_window(Box(0, 0, 10, 10), 1000, 2000, 512, 64) == Box(0, 0, 512, 512)  # at a corner
     assert choose_window(Box(10, 10, 20, 20), 100, 300, 512, 64) == Box(0, 0, 300, 100)  # image smaller
     big = choose_window(Box(100, 100, 900, 200), 1000, 2000, 512, 64)  # a long edit: grown
-    assert big.left <= 36 and big.right >= 964 and big.height == 512
+    assert big == Box(32, 0, 992, 512)
     with pytest.raises(InputError, match="inside the 2000x1000 image"):
         choose_window(Box(0, 0, 3000, 10), 1000, 2000)
     w = blend_weights(Box(10, 0, 50, 30), 30, 100, feather=4)
@@ -395,8 +397,9 @@ def test_refine_window_exact_parts(model: DiffMatte) -> None:
     assert box == Box(60, 40, 70, 50)
     out = refine_window(model, image, edited, previous, box, steps=2, seed=0, window=48, context=20, feather=8)
     win = out.window
-    # edit + context is 50 px a side, more than the 48 asked: the window holds it all
-    assert (win.left, win.right) == (40, 90) and (win.top, win.bottom) == (20, 70)
+    # edit + context is 50 px a side, more than the 48 asked: 64 px on the 32 px grid, grown by a
+    # block where the grid cut the context (rows 64..70)
+    assert (win.left, win.right) == (32, 96) and (win.top, win.bottom) == (0, 96)
     mask = np.ones((h, w), bool)
     mask[win.slices] = False
     np.testing.assert_array_equal(out.alpha[mask], previous[mask])  # outside: bit for bit
