@@ -327,6 +327,9 @@ def test_busy_queue_answers_503_with_retry_after(model: DiffMatte, queue_size: i
             assert request(s.url + "/api/health").status == 200
         finally:
             release.set()
+        deadline = time.monotonic() + 10
+        while (s.engine.running or s.engine.queued) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the blocked jobs finish
         r = request(s.url + "/api/matte", {"steps": 1}, {"image": png(_image()), "trimap": png(_trimap())})
         assert r.status == 200
 

@@ -52,6 +52,18 @@ def write_known_regions(alpha: Tensor, trimap: Tensor, official: bool = False) -
     return out
 
 
+def _frame_reporter(
+    on_step: Callable[[int, np.ndarray], None], trimap: Tensor, official: bool
+) -> StepCallback:
+    """A sample() step callback that hands ``on_step`` each step's matte as predict's trajectory frame."""
+
+    def report(k: int, x0: Tensor) -> None:
+        frame = write_known_regions(((x0 + 1.0) * 0.5).clamp(0.0, 1.0), trimap.to(x0.device), official)
+        on_step(k, frame[0, 0].float().cpu().numpy())
+
+    return report
+
+
 class DiffMatte:
     """A DiffMatte model ready to matte images."""
 
@@ -221,20 +233,14 @@ class DiffMatte:
         if not bool((tri == 0.5).any()):
             # Nothing to estimate: the trimap already is the matte.
             known = tri_arr.astype(np.float32)
-            for k in range(steps) if on_step is not None else ():
-                on_step(k, known)
+            if on_step is not None:
+                for k in range(steps):
+                    on_step(k, known)
             return np.repeat(known[None], steps, axis=0) if trajectory else known
         if not bool((tri != 0.5).any()):
             warn_user("the trimap has no known pixels (no 0 or 255): matting still runs, but the quality is lower")
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        step_frames = None
-        if on_step is not None:
-            frame_cb = on_step  # bound here so the closure's type is narrowed
-
-            def step_frames(k: int, x0: Tensor) -> None:
-                frame = write_known_regions(((x0 + 1.0) * 0.5).clamp(0.0, 1.0), tri.to(x0.device), official_postprocess)
-                frame_cb(k, frame[0, 0].float().cpu().numpy())
-
+        step_frames = None if on_step is None else _frame_reporter(on_step, tri, official_postprocess)
         out = self.sample(
             img,
             tri,
