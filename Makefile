@@ -5,19 +5,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test parity parity-bf16 bench data valset train-default clean
+.PHONY: setup browser demo serve test parity parity-bf16 bench data valset train-default clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# Pinned so pip takes the CPU wheel; an unpinned torch pulls gigabytes of CUDA packages.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,auto]'
+	# serve: `diffmatte serve` (its tests too); dev brings Playwright's Python package, which
+	# drives the system's chromium (`make browser`); it never downloads a browser of its own.
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/pip install -q -e '.[dev,auto,serve]'
 	# pymatting compiles its numba kernels on first import (about a minute): do it once here.
 	$(BIN)/python -c "import pymatting"
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Debian's chromium for the web app's browser test (CI machines have no browser).
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi
 
 # Mattes the bundled example with the packaged default model (no download, CPU).
 demo: $(STAMP)
@@ -26,8 +34,13 @@ demo: $(STAMP)
 	@echo "alpha matte: $(CURDIR)/out/lemur_alpha.png"
 	@echo "cutout (RGBA): $(CURDIR)/out/lemur_cutout.png"
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+# The web app with the packaged default model on http://127.0.0.1:8000/.
+serve: $(STAMP)
+	$(BIN)/diffmatte serve
+
+# DIFFMATTE_REQUIRE_BROWSER: the browser test fails, rather than skips, if chromium is missing.
+test: $(STAMP) browser
+	DIFFMATTE_REQUIRE_BROWSER=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pytest -q
 
 # At the README's tolerances (the kit's defaults are 1e-4 and 1e-3); the JSON keeps every difference.
 parity: $(STAMP)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from . import checkpoint as ckpt
-from .diffusion.sampler import GaussianDiffusion, SamplerName
+from .diffusion.sampler import GaussianDiffusion, SamplerName, StepCallback
 from .errors import InputError
 from .io import DEFAULT_MAX_PIXELS, load_pair, warn_user
 from .models.configuration import DiffMatteConfig, get_preset
@@ -128,10 +128,12 @@ class DiffMatte:
         sampler: SamplerName = "ddim",
         official_postprocess: bool = False,
         trajectory: bool = False,
+        on_step: StepCallback | None = None,
     ) -> MattingOutput:
         """Matte a batch. image (B, 3, H, W) RGB in [0, 1]; trimap (B, 1, H, W) in {0, 0.5, 1}.
 
         ``noise`` is x_T (B, 1, H, W); when absent it is drawn from ``generator``.
+        ``on_step(k, x0_hat)`` is called after every step (see GaussianDiffusion.sample).
         """
         if image.dim() != 4 or image.shape[1] != 3:
             raise InputError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
@@ -160,6 +162,7 @@ class DiffMatte:
             sampler=sampler,
             generator=generator,
             keep_trajectory=trajectory,
+            on_step=on_step,
         )
         alpha = write_known_regions(result.alpha, trimap, official=official_postprocess)
         return MattingOutput(
@@ -189,6 +192,7 @@ class DiffMatte:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         working_megapixels: float | None = None,
         flip_tta: bool = False,
+        on_step: Callable[[int, np.ndarray], None] | None = None,
     ) -> np.ndarray:
         """Alpha matte for one image.
 
@@ -206,7 +210,10 @@ class DiffMatte:
                 are then written at full resolution. None: the model's own
                 (``config.working_megapixels``; 0 for official checkpoints); 0: full resolution.
             flip_tta: also matte the mirrored image (from the mirrored noise) and average the two:
-                twice the time.
+                twice the time (the two run as one batch of 2).
+            on_step: called after step k (0-based) with that step's x0 estimate as an (H, W)
+                float32 matte, known regions written (the frame ``trajectory`` would hold);
+                an exception it raises stops the run.
 
         Returns:
             (H, W) float32 in [0, 1]; with ``trajectory=True``, (steps, H, W) float32 in [0, 1]
@@ -223,6 +230,9 @@ class DiffMatte:
         if not bool((tri == 0.5).any()):
             # Nothing to estimate: the trimap already is the matte.
             known = tri_arr.astype(np.float32)
+            if on_step is not None:
+                for k in range(steps):
+                    on_step(k, known)
             return np.repeat(known[None], steps, axis=0) if trajectory else known
         if not bool((tri != 0.5).any()):
             warn_user("the trimap has no known pixels (no 0 or 255): matting still runs, but the quality is lower")
@@ -236,37 +246,43 @@ class DiffMatte:
             img = torch.from_numpy(np.ascontiguousarray(img_low.transpose(2, 0, 1)))[None]
             tri = torch.from_numpy(downscale_trimap(tri_arr, low))[None, None]
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        run = dict(sampler=sampler, official_postprocess=official_postprocess, trajectory=trajectory)
-        if not flip_tta:
-            stack = self._frames(self.sample(img, tri, steps, generator=generator, **run), tri, official_postprocess)
-        else:
-            # The mirrored run starts from the mirrored noise: it is the same sample seen in a mirror,
-            # so the two differ only by what the network does differently on mirrored input.
+        if flip_tta:
+            # The mirrored copy starts from the mirrored noise: it is the same sample seen in a
+            # mirror, so the two differ only by what the network does differently on mirrored input.
             noise = torch.randn(tri.shape, generator=generator, dtype=torch.float32)
-            flipped = self.sample(img.flip(-1), tri.flip(-1), steps, noise=noise.flip(-1), generator=generator, **run)
-            straight = self.sample(img, tri, steps, noise=noise, generator=generator, **run)
-            stack = 0.5 * (self._frames(straight, tri, official_postprocess)
-                           + self._frames(flipped, tri.flip(-1), official_postprocess)[..., ::-1])
-        if low != tri_arr.shape:
-            full_tri = torch.from_numpy(tri_arr)[None, None]
-            stack = np.stack([
-                write_known_regions(
-                    torch.from_numpy(guided_upsample(f, img_low, img_arr))[None, None], full_tri, official=official_postprocess
-                )[0, 0].numpy()
-                for f in stack
-            ])
-        return stack if trajectory else stack[0]
+            img, tri, noise = (torch.cat([x, x.flip(-1)]) for x in (img, tri, noise))
+        else:
+            noise = None
 
-    @staticmethod
-    def _frames(out: MattingOutput, tri: Tensor, official_postprocess: bool) -> np.ndarray:
-        """(frames, h, w): every step's x0 with the known regions written, or just the matte."""
-        frames = [out.alpha]
-        if out.pred_x0_steps:
-            frames = [
-                write_known_regions(((x0 + 1.0) * 0.5).clamp(0.0, 1.0), tri.to(x0.device), official=official_postprocess)
-                for x0 in out.pred_x0_steps[:-1]
-            ] + frames  # the last x0 is the matte itself, up to rounding: made exact so the contract holds
-        return torch.cat(frames, dim=1)[0].float().cpu().numpy()
+        def frame(x0: Tensor) -> Tensor:
+            return write_known_regions(((x0 + 1.0) * 0.5).clamp(0.0, 1.0), tri.to(x0.device), official_postprocess)
+
+        def merge(batch: Tensor) -> np.ndarray:
+            """(B, 1, h, w) with known regions -> the full-size (H, W) matte."""
+            f = batch[:, 0].float().cpu().numpy()
+            matte = 0.5 * (f[0] + f[1][:, ::-1]) if flip_tta else f[0]
+            if low == tri_arr.shape:
+                return matte
+            up = torch.from_numpy(guided_upsample(matte, img_low, img_arr))[None, None]
+            return write_known_regions(up, torch.from_numpy(tri_arr)[None, None], official_postprocess)[0, 0].numpy()
+
+        report = None if on_step is None else (lambda k, x0: on_step(k, merge(frame(x0))))
+        out = self.sample(
+            img,
+            tri,
+            steps,
+            noise=noise,
+            generator=generator,
+            sampler=sampler,
+            official_postprocess=official_postprocess,
+            trajectory=trajectory,
+            on_step=report,
+        )
+        alpha = merge(out.alpha)
+        if not trajectory:
+            return alpha
+        # The last x0 is the matte itself up to rounding: made exact so the contract holds.
+        return np.stack([merge(frame(x0)) for x0 in out.pred_x0_steps[:-1]] + [alpha])
 
     def predict_batch(
         self,

@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "Train a DiffMatte model.",
     "data": "Prepare training data: background manifest, validation set.",
     "models": "List the available models and presets.",
+    "serve": "Start the matting web app and HTTP API.",
 }
 
 

@@ -31,6 +31,7 @@ __all__ = [
 
 SamplerName = Literal["ddim", "ddpm"]
 Denoiser = Callable[[Tensor, Tensor], Tensor]
+StepCallback = Callable[[int, Tensor], None]  # (step index, x0_hat in [-1, 1])
 
 
 @dataclass(frozen=True)
@@ -132,12 +133,15 @@ class GaussianDiffusion:
         sampler: SamplerName = "ddim",
         generator: torch.Generator | None = None,
         keep_trajectory: bool = False,
+        on_step: StepCallback | None = None,
     ) -> SampleOutput:
         """Run ``steps`` sampler steps from x_T = ``noise`` (B, 1, H, W).
 
         ``denoise(x_in, t)`` gets the std-normalised x_t and the times (B,) and returns
         x0_hat (B, 1, H, W). The trajectory (x0_hat and network input of every step) is
-        kept only on request, so a long run holds two maps at a time.
+        kept only on request, so a long run holds two maps at a time. ``on_step(k, x0_hat)``
+        is called after step k (0-based) with the clamped estimate; an exception it raises
+        stops the run (how a caller cancels or enforces a time limit).
         """
         if sampler not in ("ddim", "ddpm"):
             raise ValueError(f"unknown sampler {sampler!r}; choose 'ddim' or 'ddpm'")
@@ -158,6 +162,8 @@ class GaussianDiffusion:
             if keep_trajectory:
                 out.pred_x0_steps.append(x0_hat)
                 out.x_in_steps.append(x_in)
+            if on_step is not None:
+                on_step(k, x0_hat)
         out.x0 = x0_hat
         # At t = 0, sigma = 0 and alpha = s, so x = s * x0_hat; dividing by s (rather than
         # taking x0_hat) is what the official code does, and keeps its rounding.

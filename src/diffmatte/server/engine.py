@@ -1,0 +1,364 @@
+"""The server's matting engine: one model, one worker thread, a bounded queue, per-request deadlines.
+
+Nothing here knows about HTTP. Requests hand over raw upload bytes; decoding, matting and PNG
+encoding all happen on the worker thread, so the number of decoded images in memory is one
+(the job running), whatever the number of clients. A full queue is refused at once
+(``Busy``, with a retry estimate) instead of growing; a job whose deadline passes while it
+waits, or between two sampler steps, stops with ``TimeLimitExceeded``.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import math
+import queue
+import threading
+import time
+import warnings
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import DiffMatteError, InputError
+from ..io import DEFAULT_MAX_PIXELS, load_pair
+from ..refine import Box, refine_window
+
+if TYPE_CHECKING:
+    from ..pipeline import DiffMatte
+    from ..trimap import SalientObjectModel
+
+__all__ = [
+    "ServerConfig",
+    "Engine",
+    "Busy",
+    "TimeLimitExceeded",
+    "Cancelled",
+    "Unavailable",
+    "TooLarge",
+    "MatteRequest",
+    "RefineRequest",
+    "encode_png",
+    "to_uint8",
+]
+
+_log = logging.getLogger("diffmatte.server")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``diffmatte serve`` can be told. Defaults are the safe, local ones."""
+
+    model: str = "default"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    precision: str = "fp32"
+    threads: int | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_upload_bytes: int = 64 * 1024 * 1024  # whole request body
+    queue_size: int = 4  # jobs waiting behind the running one
+    max_in_flight: int = 16  # concurrent API requests (uploads being read included)
+    time_limit: float = 120.0  # seconds from arrival, waiting included
+    max_steps: int = 100
+    default_steps: int = 10
+
+
+class Busy(DiffMatteError):
+    """The queue is full; ``retry_after`` is an estimate in whole seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TimeLimitExceeded(DiffMatteError):
+    pass
+
+
+class Cancelled(DiffMatteError):
+    pass
+
+
+class Unavailable(DiffMatteError):
+    """A feature the installation lacks (e.g. automatic trimaps without onnxruntime)."""
+
+
+class TooLarge(InputError):
+    """An image over the pixel limit."""
+
+
+@dataclass
+class MatteRequest:
+    image: bytes
+    trimap: bytes | None  # None: automatic trimap
+    steps: int
+    seed: int
+    band: int | None = None
+
+
+@dataclass
+class RefineRequest:
+    image: bytes
+    trimap: bytes
+    alpha: bytes
+    box: Box
+    steps: int
+    seed: int
+    window: int = 512
+
+
+@dataclass
+class _Job:
+    fn: Callable[["JobContext"], Any]
+    context: "JobContext"
+    future: Future = field(default_factory=Future)
+
+
+@dataclass
+class JobContext:
+    """What a running job may consult: its deadline and whether its client went away."""
+
+    deadline: float
+    time_limit: float
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def check(self) -> None:
+        if self.cancelled.is_set():
+            raise Cancelled("the client went away")
+        if time.monotonic() > self.deadline:
+            raise TimeLimitExceeded(
+                f"the request took longer than the server's time limit of {self.time_limit:g} s "
+                "(diffmatte serve --time-limit); use fewer steps or a smaller image"
+            )
+
+
+def to_uint8(alpha: np.ndarray) -> np.ndarray:
+    return (np.clip(np.nan_to_num(alpha), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 (H, W), (H, W, 3) or (H, W, 4) array; fast compression (the server
+    encodes one per sampler step while streaming)."""
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _open_upload(data: bytes, what: str, max_pixels: int) -> Image.Image:
+    """A lazily decoded PIL image; the pixel limit is checked from the header, before decoding."""
+    if not data:
+        raise InputError(f"{what}: the upload is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:
+        raise TooLarge(f"{what}: too large to decode safely ({e})") from e
+    except UnidentifiedImageError:
+        raise InputError(f"{what}: not an image file of a format this server reads (PNG, JPEG, WebP, TIFF, ...)") from None
+    except Exception as e:  # PIL raises many types for data that is not an image
+        raise InputError(f"{what}: not a readable image ({type(e).__name__}: {e})") from e
+    if img.width * img.height > max_pixels:
+        raise TooLarge(
+            f"{what} is {img.width}x{img.height} = {img.width * img.height} pixels, over this server's limit "
+            f"of {max_pixels} (diffmatte serve --max-pixels)"
+        )
+    try:
+        img.load()
+    except Exception as e:
+        raise InputError(f"{what}: not a readable image ({type(e).__name__}: {e})") from e
+    return img
+
+
+class Engine:
+    """Runs jobs one at a time on a worker thread, in arrival order."""
+
+    def __init__(self, config: ServerConfig, model: "DiffMatte") -> None:
+        self.config = config
+        self.model = model
+        # Unbounded itself: admission is counted in _pending (waiting + running), so that
+        # queue_size 0 means "only the running job" (Queue(maxsize=0) would mean no limit).
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._pending = 0
+        self._salient: "SalientObjectModel | None" = None
+        self._lock = threading.Lock()
+        self.running = 0
+        self.done = 0
+        self.refused = 0
+        self._mean_seconds = 1.0
+        self._thread = threading.Thread(target=self._work, name="diffmatte-worker", daemon=True)
+        self._thread.start()
+
+    # -- queue --------------------------------------------------------------------------------
+    @property
+    def queued(self) -> int:
+        return max(0, self._pending - self.running)
+
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self._mean_seconds * (self.queued + self.running)))
+
+    def has_room(self) -> bool:
+        return self._pending < self.config.queue_size + 1
+
+    def busy_error(self) -> Busy:
+        return Busy(
+            f"the server is busy ({self.running} running, {self.queued} waiting, queue size "
+            f"{self.config.queue_size}); retry in a few seconds",
+            self.retry_after(),
+        )
+
+    def submit(self, fn: Callable[[JobContext], Any], context: JobContext | None = None) -> tuple[Future, JobContext]:
+        """Queue ``fn(context)``; raises Busy when the queue is full."""
+        ctx = context or self.new_context()
+        job = _Job(fn, ctx)
+        with self._lock:
+            if self._pending >= self.config.queue_size + 1:
+                self.refused += 1
+                raise self.busy_error()
+            self._pending += 1
+        self._queue.put_nowait(job)
+        return job.future, ctx
+
+    def new_context(self) -> JobContext:
+        limit = self.config.time_limit
+        return JobContext(deadline=time.monotonic() + limit, time_limit=limit)
+
+    def close(self) -> None:
+        self._queue.put(None)
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if not job.future.set_running_or_notify_cancel():
+                with self._lock:
+                    self._pending -= 1
+                continue
+            start = time.monotonic()
+            with self._lock:
+                self.running = 1
+            try:
+                job.context.check()
+                job.future.set_result(job.fn(job.context))
+            except BaseException as e:  # handed to the waiting request, which answers the client
+                job.future.set_exception(e)
+            finally:
+                took = time.monotonic() - start
+                with self._lock:
+                    self.running = 0
+                    self._pending -= 1
+                    self.done += 1
+                    self._mean_seconds = 0.7 * self._mean_seconds + 0.3 * took
+
+    # -- jobs (run on the worker thread) ------------------------------------------------------
+    def salient(self) -> "SalientObjectModel":
+        if self._salient is None:
+            from ..trimap import SalientObjectModel
+
+            try:
+                self._salient = SalientObjectModel(threads=self.config.threads)
+            except InputError:
+                raise
+            except DiffMatteError as e:
+                raise Unavailable(str(e)) from e
+        return self._salient
+
+    def _image(self, data: bytes) -> Image.Image:
+        return _open_upload(data, "image", self.config.max_pixels)
+
+    def auto_trimap(self, image: np.ndarray, band: int | None) -> np.ndarray:
+        from ..trimap import auto_trimap
+
+        return auto_trimap(image, band, self.salient())
+
+    def load(self, image: bytes, trimap: bytes | None, band: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Decoded image (H, W, 3) and trimap (H, W) {0, 0.5, 1}; automatic when ``trimap`` is None."""
+        mp = self.config.max_pixels
+        img = self._image(image)
+        if trimap is not None:
+            return load_pair(img, _open_upload(trimap, "trimap", mp), max_pixels=mp)
+        from ..io import load_image
+
+        arr = load_image(img, mp)
+        return load_pair(arr, self.auto_trimap(arr, band), max_pixels=mp)
+
+    def trimap_png(self, ctx: JobContext, image: bytes, band: int | None) -> bytes:
+        from ..io import check_image_size, load_image
+
+        arr = load_image(self._image(image), self.config.max_pixels)
+        check_image_size(arr.shape[0], arr.shape[1], self.config.max_pixels)
+        ctx.check()
+        tri = self.auto_trimap(arr, band)
+        return encode_png(np.select([tri == 0, tri == 1], [0, 255], default=128).astype(np.uint8))
+
+    def matte(
+        self,
+        ctx: JobContext,
+        req: MatteRequest,
+        on_frame: Callable[[int, np.ndarray], None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(image, alpha): the full matte; ``on_frame(k, alpha_k)`` after each step."""
+        image, trimap = self.load(req.image, req.trimap, req.band)
+        ctx.check()
+
+        def step(k: int, frame: np.ndarray) -> None:
+            ctx.check()
+            if on_frame is not None:
+                on_frame(k, frame)
+
+        alpha = self.model.predict(image, trimap, req.steps, req.seed, max_pixels=self.config.max_pixels, on_step=step)
+        return image, alpha
+
+    def refine(self, ctx: JobContext, req: RefineRequest) -> tuple[np.ndarray, Box]:
+        """(alpha, window): the previous matte with the window around ``req.box`` re-matted."""
+        mp = self.config.max_pixels
+        image, trimap = self.load(req.image, req.trimap, None)
+        h, w = trimap.shape
+        prev_img = _open_upload(req.alpha, "alpha", mp)
+        if (prev_img.height, prev_img.width) != (h, w):
+            raise InputError(f"alpha is {prev_img.width}x{prev_img.height} but the image is {w}x{h}")
+        from ..io import read_alpha
+
+        previous = read_alpha(prev_img, mp)
+        ctx.check()
+
+        def step(k: int, x0: Any) -> None:
+            ctx.check()
+
+        result = refine_window(
+            self.model, image, trimap, previous, req.box, steps=req.steps, seed=req.seed, window=req.window, on_step=step
+        )
+        return result.alpha, result.window
+
+    def cutout_png(self, ctx: JobContext, image: bytes, alpha: bytes, background: str | None) -> bytes:
+        from ..io import load_image, read_alpha
+
+        mp = self.config.max_pixels
+        img = load_image(self._image(image), mp)
+        a = read_alpha(_open_upload(alpha, "alpha", mp), mp)
+        if a.shape != img.shape[:2]:
+            raise InputError(f"alpha is {a.shape[1]}x{a.shape[0]} but the image is {img.shape[1]}x{img.shape[0]}")
+        ctx.check()
+        return self.render_cutout(img, a, background)
+
+    @staticmethod
+    def render_cutout(image: np.ndarray, alpha: np.ndarray, background: str | None) -> bytes:
+        from PIL import ImageColor
+
+        from ..foreground import composite, cutout
+
+        colour = None
+        if background is not None:
+            # A colour only, parsed here: a value naming a file on the server must never be read.
+            try:
+                colour = np.asarray(ImageColor.getrgb(background)[:3], dtype=np.float32) / 255.0
+            except ValueError:
+                raise InputError(f"background {background!r}: not a colour; give one as #RRGGBB") from None
+        # From the 8-bit matte the client receives, so a cutout made later from that matte
+        # (/api/cutout, the page) is the same image as output=cutout.
+        rgba = cutout(image, to_uint8(alpha).astype(np.float32) / 255.0)
+        out = rgba if colour is None else composite(rgba, colour)
+        return encode_png(to_uint8(out))

@@ -1,0 +1,515 @@
+"""`diffmatte serve`: the HTTP API (results equal the library's, every error a one-line JSON 4xx/503),
+its limits, paint-to-refine's windowed re-matting, the CLI, and a bounded load test."""
+from __future__ import annotations
+
+import base64
+import http.client
+import importlib.util
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from diffmatte import DiffMatte
+from diffmatte.errors import InputError
+from diffmatte.refine import Box, blend_weights, choose_window, edit_box, refine_window
+
+from .serve_helpers import Reply, multipart, png, request
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+pytest.importorskip("multipart")
+
+from diffmatte.server import BackgroundServer, ServerConfig  # noqa: E402
+
+HAS_AUTO = importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("rembg") is not None
+H, W = 48, 64
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    # The tiny model's ops are too small to split across threads (see test_cli_predict.py).
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def model() -> DiffMatte:
+    torch.manual_seed(0)
+    return DiffMatte.from_config("tiny_vit")
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory, model: DiffMatte) -> Path:
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    model.save(path)
+    return path
+
+
+def _image(h: int = H, w: int = W, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _trimap(h: int = H, w: int = W) -> np.ndarray:
+    t = np.full((h, w), 128, np.uint8)
+    t[:, : w // 3] = 0
+    t[:, -w // 3 :] = 255
+    return t
+
+
+def _u8(alpha: np.ndarray) -> np.ndarray:
+    return (np.clip(alpha, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def server(model: DiffMatte) -> Iterator[BackgroundServer]:
+    config = ServerConfig(port=0, max_pixels=200_000, max_upload_bytes=3 * 2**20, queue_size=8)
+    with BackgroundServer(config, model, "tiny") as s:
+        yield s
+
+
+def _expected(model: DiffMatte, image: np.ndarray, trimap: np.ndarray, steps: int, seed: int) -> np.ndarray:
+    return _u8(model.predict(image, trimap, steps, seed))
+
+
+# -- the API: results ---------------------------------------------------------------------------
+def test_health(server: BackgroundServer) -> None:
+    r = request(server.url + "/api/health")
+    assert r.status == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["model"] == "tiny" and body["preset"] == "tiny_vit"
+    assert body["version"] == __import__("diffmatte").__version__
+
+
+def test_matte_equals_predict(server: BackgroundServer, model: DiffMatte) -> None:
+    image, trimap = _image(), _trimap()
+    r = request(server.url + "/api/matte?steps=3", {"seed": 5}, {"image": png(image), "trimap": png(trimap)})
+    assert r.status == 200 and r.headers["content-type"] == "image/png"
+    got = r.image()
+    assert got.shape == (H, W) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, _expected(model, image, trimap, 3, 5))
+    # seed matters, so the equality above is not an accident of the model ignoring noise
+    other = request(server.url + "/api/matte?steps=3&seed=6", files={"image": png(image), "trimap": png(trimap)})
+    assert not np.array_equal(other.image(), got)
+
+
+def test_cutout_outputs(server: BackgroundServer, model: DiffMatte) -> None:
+    image, trimap = _image(), _trimap()
+    files = {"image": png(image), "trimap": png(trimap)}
+    rgba = request(server.url + "/api/matte", {"steps": 2, "output": "cutout"}, files).image()
+    assert rgba.shape == (H, W, 4)
+    np.testing.assert_array_equal(rgba[..., 3], _expected(model, image, trimap, 2, 0))
+    rgb = request(server.url + "/api/matte", {"steps": 2, "output": "cutout", "background": "#00ff00"}, files).image()
+    assert rgb.shape == (H, W, 3)
+    assert (rgb[:, 0] == [0, 255, 0]).all()  # background columns of the trimap show the colour
+    alpha_png = png(_expected(model, image, trimap, 2, 0))
+    again = request(server.url + "/api/cutout", files={"image": png(image), "alpha": alpha_png}).image()
+    np.testing.assert_array_equal(again, rgba)
+
+
+def test_stream_sends_every_step_then_the_matte(server: BackgroundServer, model: DiffMatte) -> None:
+    image, trimap = _image(seed=3), _trimap()
+    r = request(server.url + "/api/matte/stream", {"steps": 4, "seed": 2}, {"image": png(image), "trimap": png(trimap)})
+    assert r.status == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in r.body.decode().splitlines()]
+    assert [x.get("step") for x in lines[:-1]] == [1, 2, 3, 4] and lines[-1]["done"] is True
+
+    def decode(item: dict) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(item["alpha"]))))
+
+    frames = model.predict(image, trimap, 4, 2, trajectory=True)
+    for item, frame in zip(lines[:-1], frames, strict=True):
+        np.testing.assert_array_equal(decode(item), _u8(frame))
+    full = request(server.url + "/api/matte", {"steps": 4, "seed": 2}, {"image": png(image), "trimap": png(trimap)})
+    np.testing.assert_array_equal(decode(lines[-1]), full.image())
+
+
+@pytest.mark.skipif(not HAS_AUTO, reason="automatic trimaps need diffmatte[auto]")
+def test_automatic_trimap(server: BackgroundServer, model: DiffMatte) -> None:
+    from diffmatte.trimap import auto_trimap
+
+    image = np.asarray(Image.open(REPO / "examples" / "lemur.jpg").resize((170, 110)))
+    data = png(image)
+    tri = request(server.url + "/api/trimap", {"band": 4}, {"image": data})
+    assert tri.status == 200
+    expected_tri = auto_trimap(image.astype(np.float32) / 255, 4)
+    np.testing.assert_array_equal(tri.image(), np.select([expected_tri == 0, expected_tri == 1], [0, 255], 128))
+    r = request(server.url + "/api/matte", {"steps": 2, "band": 4}, {"image": data})
+    assert r.status == 200
+    np.testing.assert_array_equal(r.image(), _expected(model, image, tri.image(), 2, 0))
+
+
+def test_refine_changes_only_the_window(server: BackgroundServer, model: DiffMatte) -> None:
+    h, w = 96, 128
+    image, trimap = _image(h, w, seed=4), _trimap(h, w)
+    before = _expected(model, image, trimap, 2, 1)
+    edited = trimap.copy()
+    edited[40:48, 70:78] = 255
+    fields = {"steps": 2, "seed": 1, "box": "70,40,78,48", "window": 32}
+    files = {"image": png(image), "trimap": png(edited), "alpha": png(before)}
+    r = request(server.url + "/api/refine", fields, files)
+    assert r.status == 200, r.body
+    left, top, right, bottom = map(int, r.headers["x-diffmatte-window"].split(","))
+    assert left <= 70 - 16 and right >= 78 + 16 and top <= 40 - 16 and bottom >= 48 + 16
+    got = r.image()
+    outside = np.ones((h, w), bool)
+    outside[top:bottom, left:right] = False
+    np.testing.assert_array_equal(got[outside], before[outside])
+    assert (got[40:48, 70:78] == 255).all()
+    lib = refine_window(
+        model, image.astype(np.float32) / 255, _tri(edited), before.astype(np.float32) / 255, Box(70, 40, 78, 48),
+        steps=2, seed=1, window=32,
+    )
+    np.testing.assert_array_equal(got, _u8(lib.alpha))
+
+
+def _tri(t: np.ndarray) -> np.ndarray:
+    return np.select([t == 0, t == 255], [0.0, 1.0], 0.5).astype(np.float32)
+
+
+def test_sessions_do_not_mix(server: BackgroundServer, model: DiffMatte) -> None:
+    """Concurrent clients with different images each get the matte of their own image."""
+    images = [_image(seed=10 + i) for i in range(6)]
+    trimap = _trimap()
+
+    def call(i: int) -> np.ndarray:
+        files = {"image": png(images[i]), "trimap": png(trimap)}
+        return request(server.url + "/api/matte", {"steps": 2, "seed": i}, files).image()
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(call, range(6)))
+    for i, got in enumerate(results):
+        np.testing.assert_array_equal(got, _expected(model, images[i], trimap, 2, i))
+
+
+# -- the API: errors ----------------------------------------------------------------------------
+def _post(server: BackgroundServer, path: str = "/api/matte", fields=None, files=None, **kw) -> Reply:  # noqa: ANN001
+    return request(server.url + path, fields, files, **kw)
+
+
+@pytest.mark.parametrize(
+    "fields, files, status, pattern",
+    [
+        ({}, {"trimap": "T"}, 400, r"missing the file field 'image'"),
+        ({"image": "/etc/passwd"}, {"trimap": "T"}, 400, r"image must be an uploaded file.*never reads paths"),
+        ({}, {"image": b"not an image", "trimap": "T"}, 400, r"image: not an image file"),
+        ({}, {"image": b"", "trimap": "T"}, 400, r"image: the upload is empty"),
+        ({}, {"image": "I", "trimap": b"\x89PNG broken"}, 400, r"trimap: not an image file"),
+        ({}, {"image": "small", "trimap": "smallT"}, 400, r"both sides must be at least 32 px"),
+        ({}, {"image": "I", "trimap": "otherT"}, 400, r"trimap is 40x40 but the image is 64x48"),
+        ({"steps": "0"}, {"image": "I", "trimap": "T"}, 400, r"steps must lie in 1\.\.100, got 0"),
+        ({"steps": "ten"}, {"image": "I", "trimap": "T"}, 400, r"steps must be an integer"),
+        ({"seed": "-1"}, {"image": "I", "trimap": "T"}, 400, r"seed must lie in 0\.\."),
+        ({"output": "jpeg"}, {"image": "I", "trimap": "T"}, 400, r"output must be one of alpha, cutout"),
+        ({"output": "cutout", "background": "/etc/hosts"}, {"image": "I", "trimap": "T"}, 400, r"not a colour"),
+        ({}, {"image": "I", "trimap": "T", "mask": "T"}, 400, r"unexpected file field 'mask'"),
+        ({}, {"image": "big", "trimap": "bigT"}, 413, r"over this server's limit of 200000"),
+    ],
+)
+def test_bad_matte_requests(server: BackgroundServer, fields, files, status, pattern) -> None:  # noqa: ANN001
+    blobs = {
+        "I": png(_image()),
+        "T": png(_trimap()),
+        "small": png(_image(20, 64)),
+        "smallT": png(_trimap(20, 64)),
+        "otherT": png(_trimap(40, 40)),
+        "big": png(_image(500, 500)),
+        "bigT": png(_trimap(500, 500)),
+    }
+    files = {k: blobs[v] if isinstance(v, str) else v for k, v in files.items()}
+    r = _post(server, fields={"steps": 1, **fields}, files=files)
+    assert r.status == status, (r.status, r.body)
+    assert re.search(pattern, r.error()), r.error()
+
+
+def test_bad_refine_requests(server: BackgroundServer) -> None:
+    files = {"image": png(_image()), "trimap": png(_trimap()), "alpha": png(_trimap())}
+    r = _post(server, "/api/refine", {"box": "1,2,3"}, files)
+    assert r.status == 400 and "box must be four integers" in r.error()
+    r = _post(server, "/api/refine", {"box": "10,10,100,20"}, files)
+    assert r.status == 400 and "inside the 64x48 image" in r.error()
+    r = _post(server, "/api/refine", {}, files)
+    assert r.status == 400 and "missing the field 'box'" in r.error()
+    r = _post(server, "/api/refine", {"box": "1,1,5,5"}, {**files, "alpha": png(_trimap(40, 40))})
+    assert r.status == 400 and "alpha is 40x40 but the image is 64x48" in r.error()
+
+
+def test_bad_http(server: BackgroundServer) -> None:
+    r = request(server.url + "/api/matte", body=b"image=x", content_type="application/x-www-form-urlencoded")
+    assert r.status == 415 and "send multipart/form-data" in r.error()
+    r = request(server.url + "/api/matte", body=b"--xyz\r\nbroken", content_type="multipart/form-data; boundary=xyz")
+    assert r.status == 400 and r.error()
+    r = request(server.url + "/api/nothing")
+    assert r.status == 404 and r.error()
+    r = request(server.url + "/api/matte")  # GET
+    assert r.status == 405 and r.error()
+    assert request(server.url + "/api/health").status == 200  # still serving
+
+
+def test_body_over_the_limit_is_refused_before_it_is_read(server: BackgroundServer) -> None:
+    host, port = server.url.removeprefix("http://").split(":")
+    # Content-Length says 10 MiB and no body follows: the answer must come without it.
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(
+            b"POST /api/matte HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 10485760\r\n\r\n"
+        )
+        raw = b""
+        while b"}" not in raw:  # headers and body may come in separate packets
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+        answer = raw.decode("latin-1")
+    assert answer.startswith("HTTP/1.1 413"), answer
+    assert '"error":"request body over this server\'s upload limit of 3 MiB' in answer
+    # Chunked (no Content-Length): refused once the limit is passed.
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    body, ctype = multipart({"steps": 1}, {"image": os.urandom(4 * 2**20)})
+    conn.request("POST", "/api/matte", body=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]),
+                 headers={"Content-Type": ctype}, encode_chunked=True)
+    try:
+        resp = conn.getresponse()
+        status, payload = resp.status, json.loads(resp.read())
+    except (BrokenPipeError, ConnectionResetError):
+        pytest.fail("the server closed the connection without a 413 answer")
+    assert status == 413 and "upload limit" in payload["error"]
+    assert request(server.url + "/api/health").status == 200
+
+
+def test_upload_temp_files_are_removed(server: BackgroundServer) -> None:
+    """Uploads over 1 MiB are spooled to temporary files by the form parser; none may remain open."""
+    def spooled() -> set[str]:
+        fds = Path("/proc/self/fd")
+        out = set()
+        for fd in fds.iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith(tempfile.gettempdir()) or "(deleted)" in target:
+                out.add(target)
+        return out
+
+    before = spooled()
+    big_trimap = png(_image(700, 700)[..., 0])  # incompressible: about 1.5 MB
+    r = _post(server, fields={"steps": 1}, files={"image": png(_image()), "trimap": big_trimap})
+    assert r.status == 413  # 700x700 is over the pixel limit; the files were read and closed anyway
+    time.sleep(0.2)
+    assert spooled() <= before
+
+
+@pytest.mark.parametrize("queue_size", [0, 1])
+def test_busy_queue_answers_503_with_retry_after(model: DiffMatte, queue_size: int) -> None:
+    release = threading.Event()
+    with BackgroundServer(ServerConfig(port=0, queue_size=queue_size), model, "tiny") as s:
+        s.engine.submit(lambda ctx: release.wait(30))  # running
+        for _ in range(queue_size):
+            s.engine.submit(lambda ctx: None)  # waiting: now the queue is full
+        try:
+            r = request(s.url + "/api/matte", {"steps": 1}, {"image": png(_image()), "trimap": png(_trimap())})
+            assert r.status == 503 and int(r.headers["retry-after"]) >= 1
+            assert "the server is busy" in r.error()
+            assert request(s.url + "/api/health").status == 200
+        finally:
+            release.set()
+        deadline = time.monotonic() + 10
+        while (s.engine.running or s.engine.queued) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the blocked jobs finish
+        r = request(s.url + "/api/matte", {"steps": 1}, {"image": png(_image()), "trimap": png(_trimap())})
+        assert r.status == 200
+
+
+def test_time_limit(model: DiffMatte) -> None:
+    files = {"image": png(_image()), "trimap": png(_trimap())}
+    with BackgroundServer(ServerConfig(port=0, time_limit=0.3, max_steps=1000), model, "tiny") as s:
+        t0 = time.monotonic()
+        r = request(s.url + "/api/matte", {"steps": 1000}, files)
+        assert r.status == 503 and "time limit of 0.3 s" in r.error()
+        assert time.monotonic() - t0 < 3  # stopped between steps, not after all 1000
+        release = threading.Event()
+        s.engine.submit(lambda ctx: release.wait(0.6))  # the next request waits past its deadline
+        r = request(s.url + "/api/matte", {"steps": 1}, files)
+        assert r.status == 503 and "time limit" in r.error()
+        assert request(s.url + "/api/matte", {"steps": 1}, files).status == 200
+
+
+def test_index_page_is_self_contained(server: BackgroundServer) -> None:
+    page = request(server.url + "/")
+    assert page.status == 200 and "default-src 'self'" in page.headers["content-security-policy"]
+    html = page.body.decode()
+    for ref in re.findall(r'(?:src|href)="([^"]+)"', html):
+        assert ref.startswith("/static/") or ref.startswith("data:"), ref
+        if ref.startswith("/static/"):
+            assert request(server.url + ref).status == 200
+    js = request(server.url + "/static/app.js").body.decode()
+    assert "http://" not in js and "https://" not in js
+
+
+# -- windowed re-matting (the library) ----------------------------------------------------------
+def test_window_choice() -> None:
+    # centred on the edit, then moved onto the 32 px grid (and grown a block where that cut the context)
+    assert choose_window(Box(500, 300, 520, 310), 1000, 2000, 512, 64) == Box(224, 32, 736, 544)
+    assert choose_window(Box(500, 300, 520, 310), 1000, 2000, 512, 64, align=1) == Box(254, 49, 766, 561)
+    assert choose_window(Box(0, 0, 10, 10), 1000, 2000, 512, 64) == Box(0, 0, 512, 512)  # at a corner
+    assert choose_window(Box(10, 10, 20, 20), 100, 300, 512, 64) == Box(0, 0, 300, 100)  # image smaller
+    big = choose_window(Box(100, 100, 900, 200), 1000, 2000, 512, 64)  # a long edit: grown
+    assert big == Box(32, 0, 992, 512)
+    with pytest.raises(InputError, match="inside the 2000x1000 image"):
+        choose_window(Box(0, 0, 3000, 10), 1000, 2000)
+    w = blend_weights(Box(10, 0, 50, 30), 30, 100, feather=4)
+    assert w[:, 0].max() == pytest.approx(0.2) and w[:, -1].max() == pytest.approx(0.2)
+    assert (w[:, 4:-4] == 1).all() and (w[0, 4:-4] == 1).all()  # top is the image border: no ramp
+    old = np.zeros((6, 6), np.float32)
+    new = old.copy()
+    new[2, 3] = 0.5
+    assert edit_box(old, new) == Box(3, 2, 4, 3) and edit_box(old, old) is None
+
+
+def test_refine_window_covering_the_image_is_a_full_run(model: DiffMatte) -> None:
+    image = _image().astype(np.float32) / 255
+    trimap = _tri(_trimap())
+    previous = np.full((H, W), 0.3, np.float32)
+    out = refine_window(model, image, trimap, previous, Box(20, 10, 30, 20), steps=3, seed=9, window=512)
+    assert out.window == Box(0, 0, W, H)
+    np.testing.assert_array_equal(out.alpha, model.predict(image, trimap, 3, 9))
+
+
+def test_refine_window_exact_parts(model: DiffMatte) -> None:
+    h, w = 96, 160
+    image = _image(h, w, seed=1).astype(np.float32) / 255
+    trimap = _tri(_trimap(h, w))
+    previous = np.random.default_rng(2).random((h, w)).astype(np.float32)
+    edited = trimap.copy()
+    edited[40:50, 60:70] = 1.0
+    box = edit_box(trimap, edited)
+    assert box == Box(60, 40, 70, 50)
+    out = refine_window(model, image, edited, previous, box, steps=2, seed=0, window=48, context=20, feather=8)
+    win = out.window
+    # edit + context is 50 px a side, more than the 48 asked: 64 px on the 32 px grid, grown by a
+    # block where the grid cut the context (rows 64..70)
+    assert (win.left, win.right) == (32, 96) and (win.top, win.bottom) == (0, 96)
+    mask = np.ones((h, w), bool)
+    mask[win.slices] = False
+    np.testing.assert_array_equal(out.alpha[mask], previous[mask])  # outside: bit for bit
+    inside = out.alpha[win.slices]
+    tri = edited[win.slices]
+    assert (inside[tri == 1] == 1).all() and (inside[tri == 0] == 0).all()
+    # the core (past the ramp) is the window's own matte with the seed's full-image noise
+    noise = torch.randn((1, 1, h, w), generator=torch.Generator().manual_seed(0))[..., win.slices[0], win.slices[1]]
+    img_t = torch.from_numpy(image[win.slices].transpose(2, 0, 1).copy())[None]
+    own = model.sample(img_t, torch.from_numpy(tri.copy())[None, None], 2, noise=noise.contiguous()).alpha[0, 0].numpy()
+    np.testing.assert_array_equal(inside[8:-8, 8:-8], own[8:-8, 8:-8])
+    with pytest.raises(InputError, match="feather must lie in 0..context"):
+        refine_window(model, image, edited, previous, box, feather=30, context=20)
+
+
+def test_predict_on_step_frames_equal_the_trajectory(model: DiffMatte) -> None:
+    image, trimap = _image(), _trimap()
+    seen: list[tuple[int, np.ndarray]] = []
+    alpha = model.predict(image, trimap, 3, 4, on_step=lambda k, f: seen.append((k, f)))
+    frames = model.predict(image, trimap, 3, 4, trajectory=True)
+    assert [k for k, _ in seen] == [0, 1, 2]
+    for (_, f), g in zip(seen[:-1], frames[:-1], strict=True):
+        np.testing.assert_array_equal(f, g)
+    np.testing.assert_allclose(seen[-1][1], alpha, atol=1e-5)
+
+    def stop(k: int, frame: np.ndarray) -> None:
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        model.predict(image, trimap, 3, 4, on_step=stop)
+
+
+# -- the command and a load test ----------------------------------------------------------------
+def _start(*args: str, env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO / "src")}
+    env.update(env_extra or {})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "diffmatte", "serve", "--port", "0", "--threads", "1", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    line = proc.stdout.readline() if proc.stdout else ""
+    m = re.search(r"(http://\S+)/ ", line)
+    if not m:
+        proc.kill()
+        raise AssertionError(f"no URL line: {line!r} {proc.stderr.read() if proc.stderr else ''}")
+    return proc, m.group(1)
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    proc.terminate()
+    try:
+        _, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return err
+
+
+def _rss_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(field)
+
+
+def test_cli_serve_warns_on_every_interface_and_refuses_a_busy_port(model_file: Path) -> None:
+    proc, url = _start("--model", str(model_file), "--host", "0.0.0.0")
+    try:
+        assert request(url + "/api/health").json()["preset"] == "tiny_vit"
+        port = url.rsplit(":", 1)[1]
+        busy = subprocess.run(
+            [sys.executable, "-m", "diffmatte", "serve", "--model", str(model_file), "--host", "0.0.0.0", "--port", port],
+            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")}, timeout=60,
+        )
+        assert busy.returncode == 2
+        assert busy.stderr.strip().splitlines()[-1] == f"error: cannot listen on 0.0.0.0:{port}: the port is in use; pass another --port"
+    finally:
+        err = _stop(proc)
+    assert "warning: listening on 0.0.0.0" in err
+
+
+def test_load_twenty_concurrent_requests(model_file: Path, model: DiffMatte) -> None:
+    """Every request gets its matte or a 503 with Retry-After; the server stays up; memory stays bounded."""
+    proc, url = _start("--model", str(model_file), "--queue", "4")
+    try:
+        trimap = png(_trimap())
+        # 100 steps (about 0.4 s a request here) so that the queue surely fills
+        warm = request(url + "/api/matte", {"steps": 100}, {"image": png(_image()), "trimap": trimap})
+        assert warm.status == 200
+        rss_warm = _rss_kib(proc.pid, "VmRSS")
+        images = [_image(seed=100 + i) for i in range(20)]
+
+        def call(i: int) -> Reply:
+            return request(url + "/api/matte", {"steps": 100, "seed": i}, {"image": png(images[i]), "trimap": trimap})
+
+        with ThreadPoolExecutor(20) as pool:
+            replies = list(pool.map(call, range(20)))
+        ok = [i for i, r in enumerate(replies) if r.status == 200]
+        busy = [r for r in replies if r.status == 503]
+        assert len(ok) + len(busy) == 20, [r.status for r in replies]
+        assert ok and busy  # one runs, four wait, the rest are refused at once
+        for r in busy:
+            assert int(r.headers["retry-after"]) >= 1 and "busy" in r.error()
+        for i in ok:
+            np.testing.assert_array_equal(replies[i].image(), _expected(model, images[i], _trimap(), 100, i))
+        assert request(url + "/api/health").status == 200
+        peak = _rss_kib(proc.pid, "VmHWM")
+        assert (peak - rss_warm) / 1024 < 150, f"peak RSS {peak / 1024:.0f} MiB vs {rss_warm / 1024:.0f} MiB warm"
+    finally:
+        _stop(proc)

@@ -1,0 +1,190 @@
+"""The web app in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright):
+open the example image, make an automatic trimap, paint a stroke, run, and check that the matte
+the page shows and downloads is the API's for the same inputs; then paint a correction and check
+the windowed re-matte the same way. `make test` installs chromium; without it the test is skipped,
+unless DIFFMATTE_REQUIRE_BROWSER=1 (set by `make test`), where that is a failure."""
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .serve_helpers import png, request
+
+CHROMIUM = Path("/usr/bin/chromium")
+# No GPU, no sandbox (containers), and nothing that phones home: the test must work offline.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+REPO = Path(__file__).resolve().parents[1]
+LEMUR = REPO / "examples" / "lemur.jpg"
+LEMUR_W, LEMUR_H = 680, 440
+STEPS, SEED = 3, 7
+
+_missing = [m for m in ("playwright", "starlette", "uvicorn", "multipart", "onnxruntime", "rembg") if importlib.util.find_spec(m) is None]
+if not CHROMIUM.exists():
+    _missing.append(str(CHROMIUM))
+if _missing:
+    if os.environ.get("DIFFMATTE_REQUIRE_BROWSER") == "1":
+        raise RuntimeError(f"the browser test needs {', '.join(_missing)} (run `make test`, which installs them)")
+    pytest.skip(f"the browser test needs {', '.join(_missing)} (`make test` installs them)", allow_module_level=True)
+
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
+
+from diffmatte.registry import load_model  # noqa: E402
+from diffmatte.server import BackgroundServer, ServerConfig  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[BackgroundServer]:
+    # The packaged default model: a 3-step matte of the 680x440 example takes about a second.
+    with BackgroundServer(ServerConfig(port=0), load_model("default"), "default") as s:
+        yield s
+
+
+@pytest.fixture
+def page(server: BackgroundServer) -> Iterator[Page]:
+    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True)
+        pg = context.new_page()
+        errors: list[str] = []
+        outside: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.on("request", lambda r: None if r.url.startswith((server.url, "blob:", "data:")) else outside.append(r.url))
+        yield pg
+        browser.close()
+        assert not errors, errors
+        assert not outside, f"the page asked for something outside the server: {outside}"
+
+
+def _grey(data: bytes) -> np.ndarray:
+    """A grey PNG's values; the page's trimap comes from a canvas, so as opaque RGBA with R = G = B."""
+    a = np.asarray(Image.open(io.BytesIO(data)))
+    if a.ndim == 3:
+        assert a.shape[2] == 4 and (a[..., 3] == 255).all() and (a[..., 0] == a[..., 1]).all(), a.shape
+        assert (a[..., 0] == a[..., 2]).all()
+        return a[..., 0]
+    return a
+
+
+def _download(page: Page, button: str) -> bytes:
+    with page.expect_download() as info:
+        page.click(button)
+    return Path(info.value.path()).read_bytes()
+
+
+def _shown_alpha(page: Page) -> np.ndarray:
+    """The matte as drawn on the page's canvas (alpha view: R = G = B = alpha)."""
+    page.select_option("#view", "alpha")
+    b64 = page.evaluate(
+        """() => {
+            const c = document.getElementById('canvas');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let s = '';
+            for (let i = 0; i < d.length; i += 4) s += String.fromCharCode(d[i]);
+            return [c.width, c.height, btoa(s)];
+        }"""
+    )
+    w, h, data = b64
+    return np.frombuffer(base64.b64decode(data), np.uint8).reshape(h, w)
+
+
+def _drag(page: Page, points: list[tuple[float, float]]) -> None:
+    """A stroke through image pixels ``points`` (the canvas is scaled to fit the page)."""
+    box = page.locator("#canvas").bounding_box()
+    assert box is not None
+    sx, sy = box["width"] / LEMUR_W, box["height"] / LEMUR_H
+
+    def at(p: tuple[float, float]) -> tuple[float, float]:
+        return box["x"] + p[0] * sx, box["y"] + p[1] * sy
+
+    page.mouse.move(*at(points[0]))
+    page.mouse.down()
+    for p in points[1:]:
+        page.mouse.move(*at(p), steps=5)
+    page.mouse.up()
+
+
+def test_page_matte_equals_the_api(page: Page, server: BackgroundServer, tmp_path: Path) -> None:
+    page.goto(server.url + "/")
+    page.wait_for_selector("#model:has-text('default')")
+    page.set_input_files("#file", str(LEMUR))
+    page.wait_for_selector("body[data-state=image]")
+
+    page.click("#auto")
+    page.wait_for_selector("body[data-state=trimap]", timeout=60_000)
+    auto = _grey(request(server.url + "/api/trimap", files={"image": LEMUR.read_bytes()}).body)
+
+    # One foreground stroke, 24 px wide, across the unknown band at the lemur's left side.
+    page.check("input[name=brush][value='255']")
+    _drag(page, [(150, 300), (200, 300)])
+    trimap = _grey(_download(page, "#save-trimap"))
+    assert trimap.shape == (LEMUR_H, LEMUR_W) and set(np.unique(trimap)) <= {0, 128, 255}
+    assert (trimap[296:305, 155:196] == 255).all()
+    changed = np.argwhere(trimap != auto)
+    assert len(changed) and changed[:, 0].min() >= 286 and changed[:, 0].max() <= 314  # only the stroke
+
+    page.fill("#steps", str(STEPS))
+    page.fill("#seed", str(SEED))
+    page.click("#run")
+    page.wait_for_selector("body[data-state=done]", timeout=60_000)
+    assert page.get_attribute("#canvas", "data-frames") == str(STEPS)  # every step was shown
+
+    shown = _shown_alpha(page)
+    downloaded = _grey(_download(page, "#save-alpha"))
+    api = request(
+        server.url + "/api/matte", {"steps": STEPS, "seed": SEED}, {"image": LEMUR.read_bytes(), "trimap": png(trimap)}
+    )
+    assert api.status == 200
+    expected = _grey(api.body)
+    np.testing.assert_array_equal(downloaded, expected)
+    np.testing.assert_array_equal(shown, expected)
+    assert 0.1 < (expected > 128).mean() < 0.9  # a real matte, not an empty or full one
+
+    # Paint to refine: a background stroke over the unknown band by the left ear, re-matted in a window.
+    page.wait_for_selector("#save-cutout:not([disabled])", timeout=60_000)
+    page.check("input[name=brush][value='0']")
+    _drag(page, [(240, 100), (270, 100)])
+    page.wait_for_selector("body[data-state=done]", timeout=60_000)
+    page.wait_for_selector("#status:has-text('re-matted the window')")
+    box = page.evaluate("() => window.diffmatte.box.join(',')")
+    trimap2 = _grey(_download(page, "#save-trimap"))
+    refined_api = request(
+        server.url + "/api/refine",
+        {"steps": STEPS, "seed": SEED, "box": box, "window": 512},
+        {"image": LEMUR.read_bytes(), "trimap": png(trimap2), "alpha": png(expected)},
+    )
+    assert refined_api.status == 200
+    np.testing.assert_array_equal(_shown_alpha(page), _grey(refined_api.body))
+    np.testing.assert_array_equal(_grey(_download(page, "#save-alpha")), _grey(refined_api.body))
+    left, top, right, bottom = map(int, refined_api.headers["x-diffmatte-window"].split(","))
+    outside = np.ones_like(expected, bool)
+    outside[top:bottom, left:right] = False
+    np.testing.assert_array_equal(_grey(refined_api.body)[outside], expected[outside])
+
+    page.select_option("#view", "compare")
+    cutout = np.asarray(Image.open(io.BytesIO(_download(page, "#save-cutout"))))
+    assert cutout.shape == (LEMUR_H, LEMUR_W, 4)
+    page.screenshot(path=str(tmp_path / "serve_page.png"))
+    assert (tmp_path / "serve_page.png").stat().st_size > 10_000
+
+    # Usable on a phone-width window: nothing wider than the screen, Run reachable.
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    assert page.locator("#canvas").bounding_box()["width"] <= 390
+    page.screenshot(path=str(tmp_path / "serve_page_phone.png"), full_page=True)
