@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "Score methods on a matting dataset (SAD, MSE, Grad, Conn).",
     "train": "Train a DiffMatte model.",
     "models": "List the available models and presets.",
+    "export": "Export a model to ONNX (encoder + one decoder step).",
 }
 
 
