@@ -1,7 +1,8 @@
 """Named models: the weights that ship inside the package, and checkpoints given by path.
 
 Nothing is ever downloaded. A name resolves to a file under ``diffmatte/weights/`` whose
-sha256 is recorded here; anything else must be an existing file path.
+sha256 is recorded here; anything else must be an existing file path, or a folder written
+by `diffmatte export` (run with onnxruntime).
 """
 from __future__ import annotations
 
@@ -37,10 +38,16 @@ DEFAULT_MODEL = "default"
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file; of a folder (an ONNX export), of its files' names and contents."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    p = Path(path)
+    files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")) if p.is_dir() else [p]
+    for file in files:
+        if p.is_dir():
+            h.update(file.name.encode() + b"\0")
+        with open(file, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()
 
 
@@ -54,10 +61,12 @@ def resolve_model_path(spec: str | None) -> Path:
             raise CheckpointError(f"packaged model {spec!r} is missing its file {path}; reinstall diffmatte")
         return path
     path = Path(spec)
-    if path.is_file():
+    if path.is_file() or path.is_dir():  # a folder: an ONNX export, checked when loaded
         return path
     known = ", ".join(sorted(PACKAGED_MODELS)) or "none packaged yet"
-    raise CheckpointError(f"model {spec!r} is neither a packaged model ({known}) nor an existing checkpoint file")
+    raise CheckpointError(
+        f"model {spec!r} is neither a packaged model ({known}) nor an existing checkpoint file or ONNX export folder"
+    )
 
 
 def load_model(spec: str | None = None, preset: str | None = None, precision: str = "fp32"):  # -> DiffMatte
