@@ -94,14 +94,21 @@ class DiffMatte:
         cls,
         path: str | os.PathLike[str],
         preset: str | None = None,
-        device: str | torch.device = "cpu",
+        device: str | torch.device | None = None,
         precision: Precision = "fp32",
     ) -> "DiffMatte":
-        """Load an official ``.pth`` or a diffmatte ``.safetensors`` file, strictly.
+        """Load an official ``.pth`` or a diffmatte ``.safetensors`` file, strictly, or run a
+        folder written by `diffmatte export` with onnxruntime.
 
         The preset is taken from ``preset``, else the config stored in the file, else
-        inferred from the keys and shapes.
+        inferred from the keys and shapes. ``device`` None: the CPU for torch weights; for
+        an ONNX export, onnxruntime's CUDA provider when it has one, else the CPU.
         """
+        if os.path.isdir(path):
+            from .onnx_backend import OnnxDiffMatte
+
+            return OnnxDiffMatte.from_folder(path, preset=preset, device=device, precision=precision)
+        device = "cpu" if device is None else device
         sd, stored = ckpt.read_state_dict(path)
         config = ckpt.config_for(sd, preset, stored)
         net = DiffMatteNet(config)

@@ -1,8 +1,9 @@
 """Named models: the weights that ship inside the package, and checkpoints given by path.
 
 Nothing is ever downloaded. A name resolves to a file under ``diffmatte/weights/`` whose
-sha256 is recorded here; anything else must be an existing file path. Data only: the model is
-built by :func:`diffmatte.loading.load_model`.
+sha256 is recorded here; anything else must be an existing file path, or a folder written
+by `diffmatte export` (run with onnxruntime). Data only: the model is built by
+:func:`diffmatte.loading.load_model`.
 """
 from __future__ import annotations
 
@@ -46,10 +47,12 @@ def resolve_model_path(spec: str | None) -> Path:
             raise CheckpointError(f"packaged model {spec!r} is missing its file {path}; reinstall diffmatte")
         return path
     path = Path(spec)
-    if path.is_file():
+    if path.is_file() or path.is_dir():  # a folder: an ONNX export, checked when loaded
         return path
     known = ", ".join(sorted(PACKAGED_MODELS)) or "none packaged yet"
-    raise CheckpointError(f"model {spec!r} is neither a packaged model ({known}) nor an existing checkpoint file")
+    raise CheckpointError(
+        f"model {spec!r} is neither a packaged model ({known}) nor an existing checkpoint file or ONNX export folder"
+    )
 
 
 def check_packaged(spec: str | None, path: Path) -> None:

@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "data": "Prepare training data: background manifest, validation set.",
     "models": "List the available models and presets.",
     "serve": "Start the matting web app and HTTP API.",
+    "export": "Export a model to ONNX (encoder + one decoder step).",
 }
 
 

@@ -42,7 +42,8 @@ def model_option(f: F) -> F:
         default=DEFAULT_MODEL,
         show_default=True,
         metavar="NAME|PATH",
-        help="A packaged model name (see `diffmatte models`) or a checkpoint file (.pth / .safetensors).",
+        help="A packaged model name (see `diffmatte models`), a checkpoint file (.pth / .safetensors) "
+        "or a folder written by `diffmatte export` (runs with onnxruntime).",
     )(f)
 
 
@@ -92,7 +93,7 @@ def load_model(spec: str, precision: str = "fp32") -> "DiffMatte":
     """The model named by --model, loaded once for every input of the call."""
     from ..loading import load_model as registry_load
 
-    if spec == DEFAULT_MODEL and spec not in PACKAGED_MODELS and not Path(spec).is_file():
+    if spec == DEFAULT_MODEL and spec not in PACKAGED_MODELS and not Path(spec).exists():
         raise CheckpointError(
             "no packaged model is available in this diffmatte installation yet; "
             "pass --model PATH with a checkpoint file (.pth or .safetensors)"

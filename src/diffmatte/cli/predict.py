@@ -6,6 +6,7 @@ internal error (a bug in diffmatte, not a bad file; its traceback is shown).
 """
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import click
 
 from ..errors import DiffMatteError, InputError
 from ..runtime import PRECISIONS
+from ..sharding import World, current_world
 from .options import (
     band_option,
     echo_warnings,
@@ -54,6 +56,11 @@ Folder mode (--images): images and trimaps are matched by file name without exte
 outputs are named <name>.png (-o, --cutout) and <name>.gif (--trajectory) in the given
 folders, existing outputs are skipped unless --overwrite, and a failed file does not stop
 the others (exit status 1 if any failed).
+
+\b
+Across processes and machines, with torchrun (every rank mattes every N-th file; the
+outputs are those of one process, byte for byte; a re-run redoes only missing files):
+  torchrun --nproc-per-node 2 -m diffmatte predict --images photos/ --trimaps trimaps/ -o mattes/
 """
 
 
@@ -262,21 +269,39 @@ def _describe(e: BaseException) -> str:
     return str(e) if isinstance(e, DiffMatteError) else f"{type(e).__name__}: {e}"
 
 
+def _remove_partial_outputs(outputs: list[Path]) -> None:
+    """Delete the temporary files a killed run left for these outputs (io's atomic writers
+    write ``.<name>.<pid>.tmp`` and rename it). Only this process writes these outputs: the
+    files of a folder are split between ranks."""
+    for out in outputs:
+        for partial in out.parent.glob(f".{out.name}.*.tmp"):
+            partial.unlink(missing_ok=True)
+
+
 def _run_folder(
-    runner: Runner, jobs: list[Job], problems: list[tuple[str, str]], echo: Callable[[str], None], quiet: bool = False
+    runner: Runner,
+    jobs: list[Job],
+    problems: list[tuple[str, str]],
+    echo: Callable[[str], None],
+    world: World,
+    quiet: bool = False,
 ) -> int:
-    """Matte every job; returns the number of failures (listed at the end)."""
+    """Matte this rank's share of the jobs; returns the number of failures of all ranks
+    (rank 0 prints the summary and lists them at the end)."""
     from tqdm import tqdm
 
-    failures = list(problems)
+    failures = list(problems) if world.main else []
     done = skipped = 0
     folders: dict[Path, None] = {}  # where something was written, in order
-    for job in tqdm(jobs, unit="image", desc="matting", disable=True if quiet else None, file=sys.stderr):
+    desc = "matting" if world.size == 1 else f"matting (rank 0 of {world.size})"
+    hide = True if quiet or not world.main else None
+    for job in tqdm(world.shard(jobs), unit="image", desc=desc, disable=hide, file=sys.stderr):
         write = [p for p in job.outputs() if runner.s.overwrite or not p.exists()]
         if not write:
             skipped += 1
             continue
         try:
+            _remove_partial_outputs(write)
             with echo_warnings(lambda m: tqdm.write(m, file=sys.stderr), prefix=f"{job.image.name}: "):
                 runner.run(job, write)
             done += 1
@@ -288,11 +313,15 @@ def _run_folder(
             echo(f"internal error while matting {job.image.name}: a bug in diffmatte, not in the file (please "
                  f"report it with the traceback above); {done} matted before it, the rest not attempted")
             raise SystemExit(EXIT_INTERNAL_ERROR) from None
+    counts = world.gather((done, skipped, failures, list(folders)))
+    done, skipped = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    failures = sorted(f for c in counts for f in c[2])
+    folders = dict.fromkeys(f for c in counts for f in c[3])
+    if not world.main or (quiet and not failures):
+        return len(failures)
     summary = f"{done} matted, {skipped} skipped (outputs exist; --overwrite redoes them), {len(failures)} failed"
     if folders:
         summary += f"; written to {', '.join(f'{f}/' for f in folders)}"
-    if quiet and not failures:
-        return 0
     echo(summary)
     for name, why in failures:
         echo(f"  failed: {name}: {why}")
@@ -390,6 +419,8 @@ def command(
     echo = _stderr_echo()
     if images is None:
         assert image is not None  # _check_usage
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise click.UsageError("torchrun splits folder mode (--images DIR) across ranks; matte one image without it")
         job = Job(image=image, trimap=trimap, alpha=output, cutout=cutout, trajectory=trajectory)
         _check_single_outputs(job, settings)
         set_threads(threads)
@@ -405,7 +436,12 @@ def command(
         _ = runner.model, runner.background
         if auto_trimap and jobs:
             _ = runner.salient
-    if _run_folder(runner, jobs, problems, echo, quiet):
+    world = current_world()  # under torchrun: this process's rank, joined with the others
+    try:
+        failed = _run_folder(runner, jobs, problems, echo, world, quiet)
+    finally:
+        world.close()
+    if failed:
         ctx.exit(1)
 
 

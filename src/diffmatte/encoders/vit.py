@@ -76,6 +76,11 @@ def _resize_rel_pos(rel_pos: Tensor, length: int) -> Tensor:
 def _rel_pos_embeddings(q_size: int, k_size: int, rel_pos: Tensor) -> Tensor:
     """Relative-position vectors for every (query, key) coordinate pair: (q_size, k_size, hd)."""
     table = _resize_rel_pos(rel_pos, 2 * max(q_size, k_size) - 1)
+    if q_size == k_size:
+        # Self-attention (every use here): the same indices in integer arithmetic, which the
+        # ONNX exporter can trace for symbolic sizes (it cannot multiply by a symbolic float).
+        steps = torch.arange(q_size, device=rel_pos.device)
+        return table[steps[:, None] - steps[None, :] + (k_size - 1)]
     q_coords = torch.arange(q_size, device=rel_pos.device)[:, None] * max(k_size / q_size, 1.0)
     k_coords = torch.arange(k_size, device=rel_pos.device)[None, :] * max(q_size / k_size, 1.0)
     index = (q_coords - k_coords) + (k_size - 1) * max(q_size / k_size, 1.0)

@@ -17,7 +17,7 @@ from ..transforms import normalize_image, pad_to, padded_size, trimap_onehot
 from .configuration import DiffMatteConfig
 from .dunet import DUNet
 
-__all__ = ["DiffMatteNet", "EncodedImage"]
+__all__ = ["DiffMatteNet", "EncodedImage", "network_inputs"]
 
 
 @dataclass
@@ -67,16 +67,7 @@ class DiffMatteNet(nn.Module):
 
     def encoder_input(self, image: Tensor, trimap: Tensor) -> tuple[Tensor, Tensor]:
         """Padded (encoder input, decoder condition) for image (B,3,H,W), trimap (B,1,H,W)."""
-        rgb = normalize_image(image)
-        onehot = trimap_onehot(trimap)
-        if self.backbone.trimap_encoding == "raw":
-            enc = torch.cat([rgb, trimap], dim=1)
-        else:
-            enc = torch.cat([rgb, onehot], dim=1)
-        # The official code maps the whole condition, normalised RGB included, through 2c - 1.
-        cond = torch.cat([rgb, onehot], dim=1).mul_(2).sub_(1)
-        hp, wp = padded_size(image.shape[-2], image.shape[-1])
-        return pad_to(enc, hp, wp), pad_to(cond, hp, wp)
+        return network_inputs(image, trimap, self.backbone.trimap_encoding)
 
     def encode(self, image: Tensor, trimap: Tensor) -> EncodedImage:
         if not self.training:
@@ -104,6 +95,24 @@ class DiffMatteNet(nn.Module):
             band = max(band, self.decoder_min_band_rows * x.shape[0] * wp)
         logits = self.decoder(x, t, features, max_band_pixels=band)
         return logits[:, :, :h, :w]
+
+
+def network_inputs(image: Tensor, trimap: Tensor, trimap_encoding: str) -> tuple[Tensor, Tensor]:
+    """Padded (encoder input, decoder condition) for image (B,3,H,W), trimap (B,1,H,W).
+
+    ``trimap_encoding`` is the encoder's: "raw" (the trimap as one channel) or "onehot".
+    Shared with the ONNX backend, whose graphs take these padded tensors.
+    """
+    rgb = normalize_image(image)
+    onehot = trimap_onehot(trimap)
+    if trimap_encoding == "raw":
+        enc = torch.cat([rgb, trimap], dim=1)
+    else:
+        enc = torch.cat([rgb, onehot], dim=1)
+    # The official code maps the whole condition, normalised RGB included, through 2c - 1.
+    cond = torch.cat([rgb, onehot], dim=1).mul_(2).sub_(1)
+    hp, wp = padded_size(image.shape[-2], image.shape[-1])
+    return pad_to(enc, hp, wp), pad_to(cond, hp, wp)
 
 
 def _half_precision_autocast(device_type: str) -> bool:
