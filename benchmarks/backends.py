@@ -51,9 +51,9 @@ def prepare(preset: str, work: Path, reexport: bool) -> tuple[Path, Path, str]:
     """(torch weights, ONNX folder, what the weights are) for the preset, exporting if needed."""
     import torch
 
-    from diffmatte import DiffMatte
+    from diffmatte import DiffMatte, load_model
     from diffmatte.export import CONFIG_FILE, export_onnx
-    from diffmatte.registry import load_model, resolve_model_path
+    from diffmatte.registry import resolve_model_path
 
     folder = work / f"{preset}-onnx"
     if preset == "lite0":

@@ -97,8 +97,8 @@ def _stroke(
 
 
 def part_edit(names: list[str], scales: list[int], steps_list: list[int], window: int, model_name: str) -> list[dict]:
+    from diffmatte import load_model
     from diffmatte.refine import edit_box, refine_window
-    from diffmatte.registry import load_model
     from diffmatte.server import BackgroundServer, ServerConfig
 
     model = load_model(model_name)

@@ -12,12 +12,12 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from diffmatte import DiffMatte
+from diffmatte import DiffMatte, load_model
 from diffmatte.cli import cli, main
 from diffmatte.errors import CheckpointError, InputError
+from diffmatte.hashing import sha256_file
 from diffmatte.models.configuration import DiffMatteConfig
 from diffmatte.models.dunet import DUNetConfig
-from diffmatte.registry import load_model, sha256_file
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnxscript") is None,

@@ -77,7 +77,10 @@ def test_two_processes_write_what_one_process_writes(tmp_path: Path) -> None:
         proc = subprocess.run(_predict(n, *args), env=_env(), capture_output=True, text=True, timeout=300)
         assert proc.returncode == 1, proc.stderr  # the orphan failed, the rest were matted
         # one summary line (rank 0's), counting every rank's files once
-        assert _summaries(proc.stderr) == ["5 matted, 0 skipped (outputs exist; --overwrite redoes them), 1 failed"]
+        assert _summaries(proc.stderr) == [
+            "5 matted, 0 skipped (outputs exist; --overwrite redoes them), 1 failed; "
+            f"written to {out}/, {cut}/"  # every rank's folders, once
+        ]
         assert proc.stderr.count("failed: orphan.png: no trimap") == 1
         outs[n] = {f"{d.name[:-1]}/{p.name}": p.read_bytes() for d in (out, cut) for p in sorted(d.iterdir())}
     assert len(outs[1]) == 10
@@ -121,7 +124,8 @@ def test_a_killed_rank_leaves_no_partial_output_and_a_rerun_completes_the_set(tm
     rerun = subprocess.run(_predict(2, *common, "-o", out), env=_env(), capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert _summaries(rerun.stderr) == [
-        f"{n - len(written)} matted, {len(written)} skipped (outputs exist; --overwrite redoes them), 0 failed"
+        f"{n - len(written)} matted, {len(written)} skipped (outputs exist; --overwrite redoes them), 0 failed; "
+        f"written to {out}/"
     ]
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in ref.iterdir())  # no temporary files left
     for p in ref.iterdir():

@@ -44,7 +44,7 @@ if _missing:
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
-from diffmatte.registry import load_model  # noqa: E402
+from diffmatte import load_model  # noqa: E402
 from diffmatte.server import BackgroundServer, ServerConfig  # noqa: E402
 
 
