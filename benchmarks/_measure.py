@@ -86,18 +86,9 @@ def measure(preset: str, h: int, w: int, steps_list: list[int], threads: int, mo
     model = DiffMatte.from_config(preset, precision="bf16" if mode == "ours-bf16" else "fp32")
     net = model.net
     if mode.startswith("naive"):
-        from diffmatte.models.dunet import DUNetUpsample
+        from diffmatte.export import switch_to_plain
 
-        net.use_channels_last(False)
-        net.decoder_band_pixels = None
-        for m in net.modules():
-            if hasattr(m, "max_bias_elements"):
-                m.max_bias_elements = 2**62
-                m.key_blocks_above_bytes = 2**62
-            if isinstance(m, DUNetUpsample):
-                m.fused = False
-            if hasattr(m, "fold_batch_norm"):
-                m.fold_batch_norm = False
+        switch_to_plain(net)
     image = torch.rand(1, 3, h, w)
     trimap = torch.full((1, 1, h, w), 0.5)
     trimap[..., : w // 4] = 0
