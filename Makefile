@@ -71,8 +71,9 @@ valset: data
 
 # The packaged default model (see docs/training.md and the model card): phase 1 `default`
 # from ImageNet Lite0 weights, phase 2 `default_continue` from phase 1's best EMA weights,
-# phase 3 `default_refine` from phase 2's. Each phase resumes its run folder if one is
-# there, so it can be stopped and started again.
+# phase 3 `default_refine` from phase 2's, phase 4 `default_engine` (the data engine, checkpoints
+# chosen on the composited validation set of `make valset`) from phase 3's. Each phase resumes
+# its run folder if one is there, so it can be stopped and started again.
 train-default: $(STAMP)
 	if [ -d runs/default ]; then $(BIN)/diffmatte train --resume runs/default; \
 	else $(BIN)/diffmatte train default --set run_name=default; fi
