@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo serve test parity parity-bf16 bench data valset train-default clean
+.PHONY: setup browser demo serve test parity parity-bf16 bench data valset train-default train-engine clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -71,9 +71,10 @@ valset: data
 
 # The packaged default model (see docs/training.md and the model card): phase 1 `default`
 # from ImageNet Lite0 weights, phase 2 `default_continue` from phase 1's best EMA weights,
-# phase 3 `default_refine` from phase 2's, phase 4 `default_engine` (the data engine, checkpoints
-# chosen on the composited validation set of `make valset`) from phase 3's. Each phase resumes
-# its run folder if one is there, so it can be stopped and started again.
+# phase 3 `default_refine` from phase 2's; its best EMA goes into the package with its working
+# size (0.5 MP). Each phase resumes its run folder if one is there, so it can be stopped and
+# started again. `make train-engine`: phase 4 `default_engine` (the data engine, checkpoints
+# chosen on the composited validation set of `make valset`), trained but not shipped (MODEL_CARD.md).
 train-default: $(STAMP)
 	if [ -d runs/default ]; then $(BIN)/diffmatte train --resume runs/default; \
 	else $(BIN)/diffmatte train default --set run_name=default; fi
@@ -81,7 +82,9 @@ train-default: $(STAMP)
 	else $(BIN)/diffmatte train default_continue --set run_name=default-2; fi
 	if [ -d runs/default-3 ]; then $(BIN)/diffmatte train --resume runs/default-3; \
 	else $(BIN)/diffmatte train default_refine --set run_name=default-3; fi
-	$(MAKE) valset
+	$(BIN)/python scripts/package_default.py runs/default-3/best/ema.safetensors --working-megapixels 0.5
+
+train-engine: valset
 	if [ -d runs/default-4 ]; then $(BIN)/diffmatte train --resume runs/default-4; \
 	else $(BIN)/diffmatte train default_engine --set run_name=default-4; fi
 

@@ -30,7 +30,7 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
     "default": PackagedModel(
         name="default",
         filename="default.safetensors",
-        sha256="0bfd82d71498714c75ad6533ba58988fc9672258786b26f786d1af7d1ea6c5a0",
+        sha256="67861a7b260aa91e8797432abfb6ccc0ec61c488e07d31b2ac261b8849eb2105",
         description="lite0 (ImageNet EfficientNet-Lite0 + DUNet), 5.6 M params, trained about 5 h on a 2-core CPU",
     ),
 }
