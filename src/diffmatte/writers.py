@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -16,6 +16,7 @@ from PIL import Image
 from .errors import InputError
 
 __all__ = [
+    "atomic_write",
     "output_format",
     "check_output_path",
     "check_writable_folder",
@@ -117,6 +118,18 @@ def check_writable_folder(folder: str | os.PathLike[str]) -> None:
 
 
 # -- writers --------------------------------------------------------------------------------------
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it over ``path``, so that
+    a failure half-way leaves the previous file whole (and no temporary file)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _atomic_save(img: Image.Image | Sequence[Image.Image], path: str | os.PathLike[str], purpose: str, **params: Any) -> None:
     """Write to a temporary file in the target folder, then rename it over ``path``."""
     p = Path(path)

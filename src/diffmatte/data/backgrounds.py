@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError
+from ..writers import atomic_write
 
 __all__ = [
     "WALLPAPER_PACKAGES",
@@ -151,13 +152,15 @@ def build_manifest(dirs: tuple[str, ...] = WALLPAPER_DIRS, extra_dirs: tuple[str
 def write_manifest(entries: list[BackgroundEntry], path: str | os.PathLike[str]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["file", "package", "licence", "width", "height", "group", "split"])
-        for e in entries:
-            writer.writerow([e.file, e.package, e.licence, e.width, e.height, e.group, e.split])
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["file", "package", "licence", "width", "height", "group", "split"])
+            for e in entries:
+                writer.writerow([e.file, e.package, e.licence, e.width, e.height, e.group, e.split])
+
+    atomic_write(path, write)
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[BackgroundEntry]:

@@ -26,6 +26,8 @@ import numpy as np
 from PIL import Image
 
 from ..foreground import estimate_foreground
+from ..io import trimap_from_array
+from ..writers import atomic_write, save_alpha, save_rgb, save_trimap
 from .backgrounds import backgrounds_for
 from .engine import load_background, synthetic_composite
 from .files import load_alpha, load_rgb
@@ -49,10 +51,15 @@ def _size_for(rng: np.random.Generator, aspect: float) -> tuple[int, int]:
 
 
 def _save(folder: Path, kind: str, name: str, array: np.ndarray) -> None:
+    """An 8-bit image, alpha or trimap to ``folder/kind/name.png`` through diffmatte's atomic writers."""
     (folder / kind).mkdir(parents=True, exist_ok=True)
-    tmp = folder / kind / f".{name}.tmp.png"
-    Image.fromarray(array).save(tmp)
-    os.replace(tmp, folder / kind / f"{name}.png")
+    path = folder / kind / f"{name}.png"
+    if kind == "trimap":
+        save_trimap(trimap_from_array(array), path)
+    elif array.ndim == 3:
+        save_rgb(array / 255.0, path)
+    else:
+        save_alpha(array / 255.0, path)
 
 
 def build_valset(out_dir: str | os.PathLike[str], manifest: str | os.PathLike[str], gt_root: str | os.PathLike[str],
@@ -94,7 +101,5 @@ def build_valset(out_dir: str | os.PathLike[str], manifest: str | os.PathLike[st
             entries.append({"name": name, "kind": c.kind, "subset": generator, "size": [w, h],
                             "unknown": float((c.trimap == 128).mean())})
             log.info("valset %s (%s): %dx%d", name, c.kind, w, h)
-    tmp = out / ".manifest.json.tmp"
-    tmp.write_text(json.dumps({"seed": VALSET_SEED, "images": entries}, indent=1))
-    os.replace(tmp, out / "manifest.json")
+    atomic_write(out / "manifest.json", lambda tmp: tmp.write_text(json.dumps({"seed": VALSET_SEED, "images": entries}, indent=1)))
     return entries

@@ -14,10 +14,11 @@ import sys
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ..writers import atomic_write
 from .methods import MethodSpec
 from .run import METRICS, EvaluationResult, ImageScore
 
@@ -113,7 +114,7 @@ def write_reports(
     }
     _write_csv(paths["per_image"], result.scores)
     _write_json(paths["summary_json"], result, rows, command)
-    _atomic_write(paths["summary_md"], lambda tmp: tmp.write_text(_markdown_report(result, rows, command)))
+    atomic_write(paths["summary_md"], lambda tmp: tmp.write_text(_markdown_report(result, rows, command)))
     _plot_methods(paths["plot_methods"], rows)
     steps_plot = out / "plots" / "steps.png"
     if _plot_steps(steps_plot, rows):
@@ -127,19 +128,8 @@ _CSV_COLUMNS = ("method", "model", "model_sha256", "steps", "seed", "trimap_set"
                 *METRICS, "seconds", "cpu_seconds", "cached")
 
 
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """``write(tmp)`` to a temporary file beside ``path``, then rename it over ``path``, so that
-    a failure half-way leaves the previous report whole (and no temporary file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _write_csv(path: Path, scores: Sequence[ImageScore]) -> None:
-    _atomic_write(path, lambda tmp: _csv_to(tmp, scores))
+    atomic_write(path, lambda tmp: _csv_to(tmp, scores))
 
 
 def _csv_to(path: Path, scores: Sequence[ImageScore]) -> None:
@@ -171,7 +161,7 @@ def _write_json(path: Path, result: EvaluationResult, rows: Sequence[SummaryRow]
         ],
     }
     text = json.dumps(doc, indent=2) + "\n"
-    _atomic_write(path, lambda tmp: tmp.write_text(text))
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def _json_number(v: float) -> float | None:
@@ -254,7 +244,7 @@ def _plot_methods(path: Path, rows: Sequence[SummaryRow]) -> None:
         ax.set_title(_HEADERS.get(metric, "s / image"))
         ax.set_xticks(x, labels, rotation=35, ha="right", fontsize=8)
     _legend_below(fig, axes[0])
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
 def _legend_below(fig: Any, ax: Any) -> None:
@@ -290,5 +280,5 @@ def _plot_steps(path: Path, rows: Sequence[SummaryRow]) -> bool:
         ax.set_xlabel("sampling steps")
         ax.set_title(_HEADERS[metric])
     _legend_below(fig, axes[0])
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     return True
