@@ -24,7 +24,7 @@ from .models.configuration import DiffMatteConfig, get_preset
 from .models.modeling_diffmatte import DiffMatteNet
 from .runtime import PRECISIONS, cpu_has_fast_bf16, keep_freed_memory
 from .transforms import check_trimap_values
-from .upsample import downscale_image, downscale_trimap, guided_upsample, working_shape
+from .upsample import GuidedUpsampler, downscale_image, downscale_trimap, working_shape
 
 __all__ = ["DiffMatte", "MattingOutput", "Precision", "write_known_regions"]
 
@@ -247,9 +247,11 @@ class DiffMatte:
         if megapixels < 0:
             raise InputError(f"working_megapixels must be >= 0 (0 = full resolution), got {megapixels}")
         low = working_shape(*tri_arr.shape, megapixels)
-        img_low = img_arr
+        upsample = None  # matting at full size: nothing to bring back
         if low != tri_arr.shape:
             img_low = downscale_image(img_arr, low)
+            upsample = GuidedUpsampler(img_low, img_arr)
+            full_tri = torch.from_numpy(tri_arr)[None, None]
             img = torch.from_numpy(np.ascontiguousarray(img_low.transpose(2, 0, 1)))[None]
             tri = torch.from_numpy(downscale_trimap(tri_arr, low))[None, None]
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -268,10 +270,10 @@ class DiffMatte:
             """(B, 1, h, w) with known regions -> the full-size (H, W) matte."""
             f = batch[:, 0].float().cpu().numpy()
             matte = 0.5 * (f[0] + f[1][:, ::-1]) if flip_tta else f[0]
-            if low == tri_arr.shape:
+            if upsample is None:
                 return matte
-            up = torch.from_numpy(guided_upsample(matte, img_low, img_arr))[None, None]
-            return write_known_regions(up, torch.from_numpy(tri_arr)[None, None], official_postprocess)[0, 0].numpy()
+            up = torch.from_numpy(upsample(matte))[None, None]
+            return write_known_regions(up, full_tri, official_postprocess)[0, 0].numpy()
 
         report = None if on_step is None else (lambda k, x0: on_step(k, merge(frame(x0))))
         out = self.sample(

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-__all__ = ["working_shape", "downscale_image", "downscale_trimap", "guided_upsample"]
+__all__ = ["working_shape", "downscale_image", "downscale_trimap", "GuidedUpsampler", "guided_upsample"]
 
 
 def working_shape(height: int, width: int, megapixels: float) -> tuple[int, int]:
@@ -54,43 +54,61 @@ def _box(x: np.ndarray, radius: int) -> np.ndarray:
     return ndimage.uniform_filter(x, size=2 * radius + 1, mode="reflect")
 
 
+class GuidedUpsampler:
+    """The guided upsampler for one image: what depends only on the image (the windows' colour
+    means and inverted covariances) is computed once, so each matte of a trajectory costs only
+    its own part.
+
+    ``radius`` (low-resolution pixels) and ``eps`` are the guided filter's window and
+    regulariser: a larger ``eps`` follows the colours less.
+    """
+
+    def __init__(self, image_low: np.ndarray, image: np.ndarray, radius: int = 2, eps: float = 1e-4) -> None:
+        self.image, self.radius = image, radius
+        guide = image_low.astype(np.float64)
+        self.guide = guide
+        self.mean_i = np.stack([_box(guide[..., c], radius) for c in range(3)], axis=-1)
+        # per-pixel 3x3 colour covariance + eps I, inverted in closed form (symmetric)
+        var = {}
+        for a in range(3):
+            for b in range(a, 3):
+                var[a, b] = _box(guide[..., a] * guide[..., b], radius) - self.mean_i[..., a] * self.mean_i[..., b] + (
+                    eps if a == b else 0.0
+                )
+        s00, s01, s02, s11, s12, s22 = var[0, 0], var[0, 1], var[0, 2], var[1, 1], var[1, 2], var[2, 2]
+        c00 = s11 * s22 - s12 * s12
+        c01 = s02 * s12 - s01 * s22
+        c02 = s01 * s12 - s02 * s11
+        c11 = s00 * s22 - s02 * s02
+        c12 = s01 * s02 - s00 * s12
+        c22 = s00 * s11 - s01 * s01
+        det = s00 * c00 + s01 * c01 + s02 * c02
+        det = np.where(np.abs(det) < 1e-12, 1e-12, det)
+        self.inverse = [[c / det for c in row] for row in ((c00, c01, c02), (c01, c11, c12), (c02, c12, c22))]
+
+    def __call__(self, alpha_low: np.ndarray) -> np.ndarray:
+        """Full-size alpha (H, W) float32 in [0, 1] from ``alpha_low`` computed on the low-resolution image."""
+        r, guide, mean_i = self.radius, self.guide, self.mean_i
+        p = alpha_low.astype(np.float64)
+        mean_p = _box(p, r)
+        cov = [_box(guide[..., c] * p, r) - mean_i[..., c] * mean_p for c in range(3)]
+        a_coef = np.stack([sum(self.inverse[i][j] * cov[j] for j in range(3)) for i in range(3)], axis=-1)
+        b_coef = mean_p - (a_coef * mean_i).sum(axis=-1)
+        mean_a = [_box(a_coef[..., c], r) for c in range(3)]
+        mean_b = _box(b_coef, r)
+        big_h, big_w = self.image.shape[:2]
+
+        def up(x: np.ndarray) -> np.ndarray:
+            return np.asarray(Image.fromarray(x.astype(np.float32), mode="F").resize((big_w, big_h), Image.BILINEAR))
+
+        out = up(mean_b) + sum(up(mean_a[c]) * self.image[..., c] for c in range(3))
+        return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
 def guided_upsample(alpha_low: np.ndarray, image_low: np.ndarray, image: np.ndarray,
                     radius: int = 2, eps: float = 1e-4) -> np.ndarray:
     """Full-size alpha from ``alpha_low`` (h, w) computed on ``image_low`` (h, w, 3), guided by ``image`` (H, W, 3).
 
-    ``radius`` (low-resolution pixels) and ``eps`` are the guided filter's window and
-    regulariser: a larger ``eps`` follows the colours less. Returns (H, W) float32 in [0, 1].
+    Returns (H, W) float32 in [0, 1]. For several mattes of one image use :class:`GuidedUpsampler`.
     """
-    p = alpha_low.astype(np.float64)
-    guide = image_low.astype(np.float64)
-    mean_i = np.stack([_box(guide[..., c], radius) for c in range(3)], axis=-1)
-    mean_p = _box(p, radius)
-    cov_ip = np.stack([_box(guide[..., c] * p, radius) for c in range(3)], axis=-1) - mean_i * mean_p[..., None]
-    # per-pixel 3x3 colour covariance + eps I, inverted in closed form (symmetric)
-    var = {}
-    for a in range(3):
-        for b in range(a, 3):
-            var[a, b] = _box(guide[..., a] * guide[..., b], radius) - mean_i[..., a] * mean_i[..., b] + (eps if a == b else 0.0)
-    s00, s01, s02, s11, s12, s22 = var[0, 0], var[0, 1], var[0, 2], var[1, 1], var[1, 2], var[2, 2]
-    c00 = s11 * s22 - s12 * s12
-    c01 = s02 * s12 - s01 * s22
-    c02 = s01 * s12 - s02 * s11
-    c11 = s00 * s22 - s02 * s02
-    c12 = s01 * s02 - s00 * s12
-    c22 = s00 * s11 - s01 * s01
-    det = s00 * c00 + s01 * c01 + s02 * c02
-    det = np.where(np.abs(det) < 1e-12, 1e-12, det)
-    x0, x1, x2 = cov_ip[..., 0], cov_ip[..., 1], cov_ip[..., 2]
-    a_coef = np.stack([(c00 * x0 + c01 * x1 + c02 * x2) / det,
-                       (c01 * x0 + c11 * x1 + c12 * x2) / det,
-                       (c02 * x0 + c12 * x1 + c22 * x2) / det], axis=-1)
-    b_coef = mean_p - (a_coef * mean_i).sum(axis=-1)
-    mean_a = np.stack([_box(a_coef[..., c], radius) for c in range(3)], axis=-1)
-    mean_b = _box(b_coef, radius)
-    big_h, big_w = image.shape[:2]
-
-    def up(x: np.ndarray) -> np.ndarray:
-        return np.asarray(Image.fromarray(x.astype(np.float32), mode="F").resize((big_w, big_h), Image.BILINEAR))
-
-    out = up(mean_b) + sum(up(mean_a[..., c]) * image[..., c] for c in range(3))
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    return GuidedUpsampler(image_low, image, radius, eps)(alpha_low)
