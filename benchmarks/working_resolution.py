@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from diffmatte import load_model
+from diffmatte.io import read_alpha_u8, read_trimap_levels
 from diffmatte.metrics import compute_all
 from diffmatte.selection import select_names, split_patterns
 
@@ -47,17 +48,13 @@ def main() -> None:
     ap.add_argument("--images", default="", help="names, globs or ranges, e.g. GT19-GT27 or 'transparent_*'")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    from PIL import Image
-
     model = load_model(args.model)
     sizes = [float(x) for x in args.megapixels.split(",")]
     ttas = [bool(int(x)) for x in args.flip_tta.split(",")]
     settings = [(mp, tta) for mp in sizes for tta in ttas]
     rows = []
     for name, image, alpha, trimap in _pairs(args.data, args.trimap_set, args.images):
-        gt = np.asarray(Image.open(alpha).convert("L"))
-        tri = np.asarray(Image.open(trimap).convert("L"))
-        tri = np.where(tri == 0, 0, np.where(tri == 255, 255, 128)).astype(np.uint8)
+        gt, tri = read_alpha_u8(alpha), read_trimap_levels(trimap)  # as `evaluate` reads them
         for mp, tta in settings:
             t0 = time.perf_counter()
             pred = model.predict(image, trimap, steps=args.steps, seed=0, working_megapixels=mp, flip_tta=tta)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 from pathlib import Path
 
 from diffmatte.checkpoint import config_for, load_into, read_state_dict, save_safetensors
+from diffmatte.hashing import sha256_file
 from diffmatte.models.modeling_diffmatte import DiffMatteNet
 
 DEST = Path(__file__).resolve().parents[1] / "src" / "diffmatte" / "weights" / "default.safetensors"
@@ -30,7 +30,7 @@ def main() -> None:
     net = DiffMatteNet(config)
     load_into(net, sd, config.name)
     save_safetensors(net, config, args.output)
-    digest = hashlib.sha256(args.output.read_bytes()).hexdigest()
+    digest = sha256_file(args.output)
     print(f"{args.output}: {config.name}, working_megapixels={config.working_megapixels}, sha256 {digest}")
 
 
