@@ -1,12 +1,12 @@
 """Train a DiffMatte model: one file that reads in the order it runs.
 
-Configuration (presets, TOML, ``--set``), distributed setup from torchrun's environment,
-data, model and optimiser, then the loop: draw times and noise, run the stage's passes,
+The configuration (presets, TOML, ``--set``) is in :mod:`diffmatte.train_config`. Here:
+distributed setup from torchrun's environment, data, model and optimiser, then the loop: draw times and noise, run the stage's passes,
 losses, step, log, validate, checkpoint. The objective is SPEC §6 (diffusion/losses.py),
 the data pipeline SPEC §7 (diffmatte.data).
 
     $ diffmatte train tiny_vit --set data.fg_dir=fg --set data.bg_dir=bg
-    $ torchrun --standalone --nproc_per_node=4 -m diffmatte.train vits --set data.root=/data/dim
+    $ torchrun --standalone --nproc_per_node=4 -m diffmatte train vits --set data.root=/data/dim
     $ diffmatte train --resume runs/tiny_vit-20261125-083000
 
 A run folder holds ``config.toml`` (the full config), ``train.log``, ``metrics.jsonl`` and
