@@ -243,3 +243,27 @@ def test_valset_uses_only_val_backgrounds(tmp_path: Path, backgrounds: list[Path
     first = np.asarray(Image.open(out / "image" / "transparent_01.png"))
     build_valset(out, manifest, gt, gt_names=("GT19",), procedural={"transparent": 2, "hair": 1})
     assert np.array_equal(first, np.asarray(Image.open(out / "image" / "transparent_01.png")))
+
+
+def test_data_cli_refuses_to_write_over_files_it_did_not_make(tmp_path: Path, capsys) -> None:
+    from diffmatte.cli import main
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "holiday.png").write_bytes(b"x")
+    for argv, message in (
+        (["data", "backgrounds", "-o", str(notes)], "is not a background manifest"),
+        (["data", "valset", "-o", str(foreign), "--manifest", str(notes), "--gt", str(tmp_path)], "no input_training_lowres"),
+    ):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and message in capsys.readouterr().err
+    gt = tmp_path / "gt"
+    for sub in ("input_training_lowres", "gt_training_lowres"):
+        (gt / sub).mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        main(["data", "valset", "-o", str(foreign), "--manifest", str(notes), "--gt", str(gt)])
+    assert "is not a validation set made by this command" in capsys.readouterr().err
+    assert notes.read_text() == "mine" and (foreign / "holiday.png").read_bytes() == b"x"

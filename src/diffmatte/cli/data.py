@@ -26,6 +26,8 @@ def backgrounds(output: Path, extra: tuple[Path, ...]) -> None:
     for folder in extra:
         if not folder.is_dir():
             raise InputError(f"--extra {folder}: no such directory")
+    if output.exists() and not (output.is_file() and output.read_bytes().startswith(b"file,package,licence,")):
+        raise InputError(f"-o {output}: exists and is not a background manifest; not replacing it")
     entries = build_manifest(WALLPAPER_DIRS, tuple(str(f) for f in extra))
     if not entries:
         raise InputError(f"no background found under {', '.join(WALLPAPER_DIRS)}: install the wallpaper packages (make data)")
@@ -48,6 +50,8 @@ def valset(output: Path, manifest: Path, gt_root: Path) -> None:
     for sub in ("input_training_lowres", "gt_training_lowres"):
         if not (gt_root / sub).is_dir():
             raise InputError(f"--gt {gt_root}: no {sub}/ folder (expected alphamatting_training_lowres)")
+    if output.exists() and (not output.is_dir() or (any(output.iterdir()) and not (output / "manifest.json").is_file())):
+        raise InputError(f"-o {output}: exists and is not a validation set made by this command; not writing into it")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rows = build_valset(output, manifest, gt_root)
     click.echo(f"{output}: {len(rows)} images")
