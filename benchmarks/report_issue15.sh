@@ -2,7 +2,7 @@
 # The held-out reports of docs/results.md ("Data engine"). Run with nothing else on the CPU.
 set -x
 cd "$(dirname "$0")/.."
-NEW=${NEW:-checkpoints/default-4/best_ema_step1500.safetensors}
+NEW=${NEW:-runs/default-4/best/ema.safetensors}  # make train-engine
 # 1. GT19-GT27 real photos with benchmark trimaps (fractional region dilated by 2.5% of the long side)
 B=runs/gt_bench
 if [ ! -d $B ]; then
