@@ -61,6 +61,7 @@ def count_gflop(preset: str, h: int, w: int) -> tuple[float, float]:
     from torch.utils.flop_counter import FlopCounterMode
 
     from diffmatte import DiffMatteNet, get_preset
+    from diffmatte.models.fast_decoder import FAST, FastDecoder
 
     net = DiffMatteNet(get_preset(preset)).eval().to("meta")
     image = torch.zeros(1, 3, h, w, device="meta")
@@ -69,7 +70,9 @@ def count_gflop(preset: str, h: int, w: int) -> tuple[float, float]:
         with FlopCounterMode(display=False) as enc_count:
             encoded = net.encode(image, trimap)
         with FlopCounterMode(display=False) as dec_count:
-            net.denoise(encoded, torch.zeros(1, 1, h, w, device="meta"), torch.ones(1, device="meta"))
+            # The step as the pipeline runs it (tap-first upsampling does less arithmetic).
+            net.denoise(encoded, torch.zeros(1, 1, h, w, device="meta"), torch.ones(1, device="meta"),
+                        FastDecoder(net.decoder, FAST))
     return enc_count.get_total_flops() / 1e9, dec_count.get_total_flops() / 1e9
 
 
@@ -80,14 +83,18 @@ def measure(preset: str, h: int, w: int, steps_list: list[int], threads: int, mo
     import torch
 
     from diffmatte import DiffMatte
+    from diffmatte.export import switch_to_plain
+    from diffmatte.pipeline import FAST, PLAIN
+    from diffmatte.runtime import keep_freed_memory
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = DiffMatte.from_config(preset, precision="bf16" if mode == "ours-bf16" else "fp32")
+    keep_freed_memory()  # as the CLI does; run_child turns it off for ``naive``
+    naive = mode.startswith("naive")
+    model = DiffMatte.from_config(preset, precision="bf16" if mode == "ours-bf16" else "fp32",
+                                  options=PLAIN if naive else FAST)
     net = model.net
-    if mode.startswith("naive"):
-        from diffmatte.export import switch_to_plain
-
+    if naive:
         switch_to_plain(net)
     image = torch.rand(1, 3, h, w)
     trimap = torch.full((1, 1, h, w), 0.5)

@@ -114,10 +114,20 @@ def test_presets_cover_every_official_model_and_small_cpu_ones() -> None:
 def test_load_config_from_toml_and_set(tmp_path: Path) -> None:
     toml = tmp_path / "my.toml"
     toml.write_text('preset = "tiny_res34"\nmax_steps = 50\n[optim]\nlr = 1e-3\nmilestones = [30]\n')
-    cfg = load_config(str(toml), ["optim.lr=2e-3", "data.fg_dir=/some path/fg", "data.scale_range=[0.5, 2]", "amp=true"])
+    cfg = load_config(str(toml), ["optim.lr=2e-3", "data.fg_dir=/some path/fg", "data.scale_range=[0.5, 2]", "precision=bf16"])
     assert (cfg.model, cfg.max_steps, cfg.optim.lr, cfg.optim.milestones) == ("tiny_res34", 50, 2e-3, (30,))
-    assert cfg.data.fg_dir == "/some path/fg" and cfg.data.scale_range == (0.5, 2.0) and cfg.amp is True
+    assert cfg.data.fg_dir == "/some path/fg" and cfg.data.scale_range == (0.5, 2.0) and cfg.precision == "bf16"
     assert load_config("tiny_vit", ["run_name=2024"]).run_name == "2024"  # strings stay strings
+    with pytest.raises(InputError, match="precision must be one of 'fp32', 'bf16'"):
+        load_config("tiny_vit", ["precision=fp16"])
+
+
+@pytest.mark.parametrize(("amp", "precision"), [("true", "bf16"), ("false", "fp32")])
+def test_run_folders_from_before_precision_still_load(tmp_path: Path, amp: str, precision: str) -> None:
+    # config.toml of runs written when training spelled it ``amp = true`` (checkpoints/default-2..5)
+    toml = tmp_path / "config.toml"
+    toml.write_text(f'preset = "tiny_res34"\namp = {amp}\n')
+    assert load_config(str(toml)).precision == precision
 
 
 def test_config_round_trips_through_toml(tmp_path: Path) -> None:
@@ -206,7 +216,7 @@ def test_short_run_writes_a_complete_run_folder(data_root: Path, tmp_path: Path)
 
 
 def test_res34_self_align_with_bf16_autocast(data_root: Path, tmp_path: Path) -> None:
-    cfg = load_config("tiny_res34", tiny_overrides(data_root, tmp_path, "run_name=amp", "max_steps=2", "stage2_step=1", "amp=true"))
+    cfg = load_config("tiny_res34", tiny_overrides(data_root, tmp_path, "run_name=amp", "max_steps=2", "stage2_step=1", "precision=bf16"))
     result = main(cfg)
     lines = [json.loads(x) for x in (tmp_path / "amp" / "metrics.jsonl").read_text().splitlines()]
     assert [r["train/stage"] for r in lines] == [0.0, 2.0]  # normal, then self-align stage 2

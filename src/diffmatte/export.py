@@ -10,11 +10,10 @@ gives):
 * ``decoder_step.onnx``: ``condition`` (B, 6, Hp, Wp), ``x_in`` (B, 1, Hp, Wp) (the std-normalised
   x_t, zero-padded), ``t`` (B,), ``features`` -> ``x0`` (B, 1, Hp, Wp) = 2 sigmoid(logits) - 1
 
-The inference-time speed paths (query-chunked and key-blocked attention through a private
-aten kernel, the decoder tail in row bands, batch norms folded into convolutions, upsampling
-without upsampled maps, channels-last layout) are switched off for the export, as the
-benchmarks' ``naive`` mode does: the exporter traces the plain formulation of the same
-network, which gives the same numbers (checked after every export).
+The exporter traces the plain formulation of the network, which gives the same numbers
+(checked after every export): the decoder as ``DUNet.forward`` has it (its inference fast path
+lives in the pipeline, diffmatte.models.fast_decoder), and the ViT attention without its
+query chunks and key blocks (a private aten kernel), as the benchmarks' ``naive`` mode runs it.
 
 Needs the exporter's packages (``pip install 'diffmatte[export]'``: onnx, onnxscript);
 running an export needs only onnxruntime.
@@ -38,7 +37,6 @@ from torch import Tensor, nn
 
 from .errors import DiffMatteError
 from .models.configuration import DiffMatteConfig
-from .models.dunet import DUNetUpsample
 from .models.modeling_diffmatte import DiffMatteNet, network_inputs
 from .transforms import padded_size
 
@@ -102,18 +100,13 @@ def plain_execution(net: DiffMatteNet) -> DiffMatteNet:
 
 
 def switch_to_plain(net: DiffMatteNet) -> DiffMatteNet:
-    """Switch ``net``'s inference-time speed paths off, in place: the way the official code
-    executes (also the benchmarks' ``naive`` mode). Same numbers, more time and memory."""
-    net.use_channels_last(False)
-    net.decoder_band_pixels = None
+    """Switch the encoder's attention memory paths off, in place: one attention chunk and no
+    key blocks, the way the official code executes (also the benchmarks' ``naive`` mode, with
+    the pipeline's ``options=PLAIN`` for the decoder). Same numbers, more time and memory."""
     for m in net.modules():
         if hasattr(m, "max_bias_elements"):  # ViT attention: one chunk, no key blocks
             m.max_bias_elements = 2**62
             m.key_blocks_above_bytes = 2**62
-        if isinstance(m, DUNetUpsample):
-            m.fused = False
-        if hasattr(m, "fold_batch_norm"):
-            m.fold_batch_norm = False
     return net
 
 

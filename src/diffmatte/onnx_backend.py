@@ -9,6 +9,7 @@ provider when onnxruntime offers it), not torch's exporter.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -23,8 +24,7 @@ from .errors import CheckpointError, InputError
 from .export import CONFIG_FILE, FORMAT, FORMAT_VERSION, PAD_MULTIPLE
 from .models.configuration import DiffMatteConfig
 from .models.modeling_diffmatte import EncodedImage, network_inputs
-from .pipeline import DiffMatte
-from .runtime import keep_freed_memory
+from .pipeline import PLAIN, DiffMatte
 from .transforms import pad_to
 
 __all__ = ["OnnxDiffMatte", "OnnxNet", "is_onnx_export", "read_export_config"]
@@ -162,8 +162,13 @@ class OnnxDiffMatte(DiffMatte):
         self.net = net  # type: ignore[assignment]
         self.diffusion = GaussianDiffusion(net.config.diffusion)
         self.precision = "fp32"
-        # The sampler's per-step maps go through the same allocator as on the torch path.
-        keep_freed_memory()
+        self.options = PLAIN  # onnxruntime runs the graphs its own way
+
+    def _inference(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def _denoise(self, encoded: Any, x_in: Tensor, t: Tensor) -> Tensor:
+        return self.net.denoise(encoded, x_in, t)
 
     @classmethod
     def from_folder(

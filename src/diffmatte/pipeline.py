@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -21,14 +21,13 @@ from .diffusion.sampler import GaussianDiffusion, SamplerName, StepCallback
 from .errors import InputError
 from .io import DEFAULT_MAX_PIXELS, load_pair, warn_user
 from .models.configuration import DiffMatteConfig, get_preset
+from .models.fast_decoder import FAST, PLAIN, FastDecoder, InferenceOptions
 from .models.modeling_diffmatte import DiffMatteNet
-from .runtime import PRECISIONS, cpu_has_fast_bf16, keep_freed_memory
+from .runtime import Precision, autocast, check_precision, cpu_has_fast_bf16
 from .transforms import check_trimap_values
 from .upsample import GuidedUpsampler, downscale_image, downscale_trimap, working_shape
 
-__all__ = ["DiffMatte", "MattingOutput", "Precision", "write_known_regions"]
-
-Precision = Literal["fp32", "bf16"]
+__all__ = ["FAST", "PLAIN", "DiffMatte", "InferenceOptions", "MattingOutput", "Precision", "write_known_regions"]
 
 
 @dataclass
@@ -53,29 +52,49 @@ def write_known_regions(alpha: Tensor, trimap: Tensor, official: bool = False) -
     return out
 
 
+@contextlib.contextmanager
+def _eval_mode(net: torch.nn.Module) -> Iterator[bool]:
+    """Run ``net`` in eval mode, then give every submodule back the mode it had; yields whether
+    any was training."""
+    modes = [(m, m.training) for m in net.modules()]
+    net.eval()
+    try:
+        yield any(training for _, training in modes)
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
 class DiffMatte:
     """A DiffMatte model ready to matte images."""
 
     def __init__(
-        self, net: DiffMatteNet, diffusion: GaussianDiffusion | None = None, precision: Precision = "fp32"
+        self,
+        net: DiffMatteNet,
+        diffusion: GaussianDiffusion | None = None,
+        precision: Precision = "fp32",
+        options: InferenceOptions = FAST,
     ) -> None:
         """``precision="bf16"`` runs the networks under bfloat16 autocast (CPUs with bf16
-        matrix units do it several times faster); the sampler's arithmetic stays float32."""
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-        self.net = net.eval()
-        if self.device.type == "cpu":
-            # Measured at 1024x1024 on a 2-core x86 CPU: a decoder step 25-35% faster.
-            net.use_channels_last()
+        matrix units do it several times faster); the sampler's arithmetic stays float32.
+        ``options`` are the decoder's speed paths (:class:`InferenceOptions`; ``PLAIN`` turns
+        them all off); they change time and memory, not results.
+
+        ``net`` is used as it is given: sampling runs it in eval mode and puts back the mode
+        it had, and its weights are never converted (the fast path keeps its own copies).
+        For CPU speed, call :func:`diffmatte.runtime.keep_freed_memory` once per process (the
+        command line does).
+        """
+        self.precision: Precision = check_precision(precision)
+        self.net = net
+        self.options = options
         self.diffusion = diffusion or GaussianDiffusion(net.config.diffusion)
-        self.precision: Precision = precision
+        self._decoder = FastDecoder(net.decoder, options)
         if precision == "bf16" and self.device.type == "cpu" and not cpu_has_fast_bf16():
             warn_user(
                 "precision bf16: this CPU has no bfloat16 instructions (AVX512-BF16 or AMX), so bf16 is "
                 "emulated and slower than fp32 here; use fp32"
             )
-        # The allocator setting is what makes repeated steps cheap on CPU (see runtime.py).
-        keep_freed_memory()
 
     @property
     def config(self) -> DiffMatteConfig:
@@ -83,11 +102,13 @@ class DiffMatte:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, config: DiffMatteConfig | str, precision: Precision = "fp32") -> "DiffMatte":
+    def from_config(
+        cls, config: DiffMatteConfig | str, precision: Precision = "fp32", options: InferenceOptions = FAST
+    ) -> "DiffMatte":
         """A randomly initialised model (for training or tests) from a config or preset name."""
         if isinstance(config, str):
             config = get_preset(config)
-        return cls(DiffMatteNet(config), precision=precision)
+        return cls(DiffMatteNet(config).eval(), precision=precision, options=options)
 
     @classmethod
     def from_checkpoint(
@@ -96,6 +117,7 @@ class DiffMatte:
         preset: str | None = None,
         device: str | torch.device | None = None,
         precision: Precision = "fp32",
+        options: InferenceOptions = FAST,
     ) -> "DiffMatte":
         """Load an official ``.pth`` or a diffmatte ``.safetensors`` file, strictly, or run a
         folder written by `diffmatte export` with onnxruntime.
@@ -113,7 +135,7 @@ class DiffMatte:
         config = ckpt.config_for(sd, preset, stored)
         net = DiffMatteNet(config)
         ckpt.load_into(net, sd, config.name)
-        return cls(net.to(device), precision=precision)
+        return cls(net.to(device).eval(), precision=precision, options=options)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         ckpt.save_safetensors(self.net, self.config, path)
@@ -155,22 +177,23 @@ class DiffMatte:
             noise = torch.randn(trimap.shape, generator=generator, dtype=torch.float32, device="cpu").to(dev)
         elif noise.shape != trimap.shape:
             raise InputError(f"noise must have the trimap's shape {tuple(trimap.shape)}, got {tuple(noise.shape)}")
-        with self._autocast():
-            encoded = self.net.encode(image, trimap)
-
-        def denoise(x_in: Tensor, t: Tensor) -> Tensor:
+        with self._inference():
             with self._autocast():
-                return self.net.denoise(encoded, x_in, t).float()
+                encoded = self.net.encode(image, trimap)
 
-        result = self.diffusion.sample(
-            denoise,
-            noise.to(dev, torch.float32),
-            steps,
-            sampler=sampler,
-            generator=generator,
-            keep_trajectory=trajectory,
-            on_step=on_step,
-        )
+            def denoise(x_in: Tensor, t: Tensor) -> Tensor:
+                with self._autocast():
+                    return self._denoise(encoded, x_in, t).float()
+
+            result = self.diffusion.sample(
+                denoise,
+                noise.to(dev, torch.float32),
+                steps,
+                sampler=sampler,
+                generator=generator,
+                keep_trajectory=trajectory,
+                on_step=on_step,
+            )
         alpha = write_known_regions(result.alpha, trimap, official=official_postprocess)
         return MattingOutput(
             alpha=alpha,
@@ -181,9 +204,20 @@ class DiffMatte:
         )
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return autocast(self.device.type, self.precision)
+
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[None]:
+        """The network in eval mode for one image (its modes put back after), with the fast
+        path's weights derived before the encoder's temporaries exist (FastDecoder)."""
+        with _eval_mode(self.net) as was_training:
+            if was_training:
+                self._decoder.forget()  # training-mode batch norms moved their statistics
+            self._decoder.prepare()
+            yield
+
+    def _denoise(self, encoded: Any, x_in: Tensor, t: Tensor) -> Tensor:
+        return self.net.denoise(encoded, x_in, t, self._decoder)
 
     # -- array-level API ----------------------------------------------------------------------
     def predict(

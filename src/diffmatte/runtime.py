@@ -1,4 +1,5 @@
-"""Process-level settings that make CPU inference fast: threads and the glibc allocator.
+"""Process-level settings that make CPU inference fast (threads and the glibc allocator), and
+the one spelling of the arithmetic precision.
 
 glibc serves every allocation of 32 MiB or more with a fresh mmap and unmaps it on free,
 so each sampling step's activations (hundreds of MiB at 1024x1024) are page-faulted in
@@ -10,16 +11,37 @@ variables; a no-op where glibc is absent.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
 import os
+from typing import Any, Literal, get_args
 
-__all__ = ["PRECISIONS", "cpu_has_fast_bf16", "keep_freed_memory", "set_threads"]
+__all__ = ["PRECISIONS", "Precision", "autocast", "check_precision", "cpu_has_fast_bf16", "keep_freed_memory",
+           "set_threads"]
 
-# The arithmetic a DiffMatte pipeline can run in (``DiffMatte(precision=...)``); here, away
-# from torch, so the command line can check an option without importing it.
-PRECISIONS = ("fp32", "bf16")
+# The arithmetic the networks run in, for inference (``DiffMatte(precision=...)``, the CLI's
+# ``--precision``) and training (``TrainConfig.precision``): float32, or bfloat16 autocast
+# (CPUs with bf16 matrix units and recent GPUs run it several times faster; no loss scaling
+# needed). Here, away from torch, so the command line can check an option without importing it.
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+
+
+def check_precision(precision: str, what: str = "precision") -> Precision:
+    if precision not in PRECISIONS:
+        raise ValueError(f"{what} must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision  # type: ignore[return-value]
+
+
+def autocast(device_type: str, precision: Precision) -> contextlib.AbstractContextManager[Any]:
+    """The autocast context for ``precision`` on this device type (nothing for fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.autocast(device_type, dtype=torch.bfloat16)
 
 _log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ the data pipeline SPEC §7 (diffmatte.data).
 A run folder holds ``config.toml`` (the full config), ``train.log``, ``metrics.jsonl`` and
 TensorBoard event files, and the checkpoints ``last/`` and ``best/``: ``model.safetensors``
 (loads with ``DiffMatte.from_checkpoint``), ``ema.safetensors`` with EMA on, and
-``state.pt`` (optimizer, grad scaler, step, best score, config).
+``state.pt`` (optimizer, step, best score, config).
 
 Reproducibility: every random draw of step ``k`` on rank ``r`` comes from a seed derived
 from (seed, r, k), and the data order and augmentation from (seed, epoch, index)
@@ -30,7 +30,6 @@ import math
 import os
 import shutil
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -59,6 +58,7 @@ from .models.configuration import DiffMatteConfig, get_preset
 from .models.modeling_diffmatte import DiffMatteNet
 from .models.objective import DiffusionObjective
 from .runlog import truncate_metrics
+from .runtime import autocast
 from .train_config import (
     OptimConfig,
     TrainConfig,
@@ -212,14 +212,6 @@ class _EMA:
                 own[name].copy_(value)
 
 
-def _autocast(device: torch.device, amp: bool) -> Any:
-    if not amp:
-        return nullcontext()
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return torch.autocast("cpu", dtype=torch.bfloat16)
-
-
 # ---------------------------------------------------------------------------------------------
 # checkpoints: a folder written aside, then swapped in by renames
 # ---------------------------------------------------------------------------------------------
@@ -319,8 +311,7 @@ def _validate(net: DiffMatteNet, val_set: ValidationSet, val: ValConfig, device:
     from .metrics import compute_all
     from .pipeline import DiffMatte
 
-    was_training = net.training
-    model = DiffMatte(net)  # puts net in eval mode
+    model = DiffMatte(net)  # samples in eval mode, then gives the network its modes back
     generator = torch.Generator().manual_seed(val.seed)
     totals: dict[str, float] = {}
     count = len(val_set) if not val.limit else min(val.limit, len(val_set))
@@ -333,7 +324,6 @@ def _validate(net: DiffMatteNet, val_set: ValidationSet, val: ValConfig, device:
         pred = np.clip(np.rint(out.alpha[0, 0].float().cpu().numpy() * 255), 0, 255).astype(np.uint8)
         for k, v in compute_all(pred, alpha, trimap).items():
             totals[k] = totals.get(k, 0.0) + v
-    net.train(was_training)
     return {k: v / count for k, v in totals.items()}
 
 
@@ -441,11 +431,10 @@ def _run(
     net.to(device).train()
     groups = param_groups(net, cfg.optim.weight_decay, cfg.optim.layer_decay)
     optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas)
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
     ema = _EMA(net, cfg.optim.ema_decay) if cfg.optim.ema_decay else None
     step, best = 0, None
     if checkpoint is not None:
-        step, best, saved_world = _load_checkpoint(checkpoint, net, ema, optimizer, scaler, device)
+        step, best, saved_world = _load_checkpoint(checkpoint, net, ema, optimizer, device)
         log.info("resumed from %s at step %d", checkpoint, step)
         if saved_world != dist.world_size:
             log.warning("the run had %d process(es), now %d: the data order from here on differs from an "
@@ -493,17 +482,15 @@ def _run(
         factor = lr_factor(step, cfg.optim)
         for group in optimizer.param_groups:
             group["lr"] = cfg.optim.lr * group["lr_scale"] * factor
-        with _autocast(device, cfg.amp):
+        with autocast(device.type, cfg.precision):
             pred = model(image, trimap, x0, noise, times, first_times, stage)
         losses = matting_losses(pred, x0, trimap, cfg.loss)
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(losses.total).backward()
+        losses.total.backward()
         grad_norm = None
         if cfg.optim.grad_clip:
-            scaler.unscale_(optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        optimizer.step()
         if ema is not None:
             ema.update(net)
         step += 1
@@ -553,7 +540,7 @@ def _run(
             log.info("step %d validation: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
             if best is None or scores[cfg.val.metric] < best:
                 best = scores[cfg.val.metric]
-                save_checkpoint(run_dir / "best", _state(cfg, step, best, optimizer, scaler, dist), net, ema)
+                save_checkpoint(run_dir / "best", _state(cfg, step, best, optimizer, dist), net, ema)
                 log.info("new best %s %.4f at step %d", cfg.val.metric, best, step)
             interval_start = time.perf_counter()
 
@@ -561,7 +548,7 @@ def _run(
         if step % cfg.checkpoint_every == 0 or last_step:
             _sync_buffers(net, ema, dist.world_size)
             if dist.main:
-                save_checkpoint(run_dir / "last", _state(cfg, step, best, optimizer, scaler, dist), net, ema)
+                save_checkpoint(run_dir / "last", _state(cfg, step, best, optimizer, dist), net, ema)
             interval_start = time.perf_counter()
 
     bar.close()
@@ -584,12 +571,11 @@ def _batches(loader: DataLoader, sampler: EpochSampler, step: int, per_epoch: in
 
 
 def _state(cfg: TrainConfig, step: int, best: float | None, optimizer: torch.optim.Optimizer,
-           scaler: torch.amp.GradScaler, dist: _Dist) -> dict[str, Any]:
+           dist: _Dist) -> dict[str, Any]:
     return {
         "step": step,
         "best": best,
         "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict(),
         "torch_rng": torch.get_rng_state(),
         "world_size": dist.world_size,
         "config": asdict(cfg),
@@ -599,7 +585,7 @@ def _state(cfg: TrainConfig, step: int, best: float | None, optimizer: torch.opt
 
 def _load_checkpoint(
     folder: Path, net: DiffMatteNet, ema: _EMA | None, optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler, device: torch.device,
+    device: torch.device,
 ) -> tuple[int, float | None, int]:
     sd, _ = read_state_dict(folder / "model.safetensors")
     load_into(net, sd, net.config.name)
@@ -613,7 +599,6 @@ def _load_checkpoint(
     except Exception as e:  # torch raises many types for a corrupt file
         raise CheckpointError(f"{folder / 'state.pt'}: cannot be read ({type(e).__name__}: {e})") from e
     optimizer.load_state_dict(state["optimizer"])
-    scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["torch_rng"].cpu())
     return int(state["step"]), state["best"], int(state["world_size"])
 

@@ -18,6 +18,7 @@ from .data import DataConfig
 from .diffusion.losses import LossConfig
 from .errors import InputError
 from .models.configuration import get_preset
+from .runtime import Precision
 
 try:
     import tomllib
@@ -95,7 +96,7 @@ class TrainConfig:
     stage2_step: int = -1
     stage1_step: int = -1
     device: str = "auto"  # auto | cpu | cuda
-    amp: bool = False  # bf16 autocast on CPU; fp16 autocast with a grad scaler on CUDA
+    precision: Precision = "fp32"  # fp32, or bf16 autocast (CPU and CUDA; no loss scaling needed)
     threads: int = 0  # torch CPU threads per process (0 = torch's default)
     out_dir: str = "runs"
     run_name: str = ""  # "" = <name>-<date>-<time>
@@ -180,7 +181,7 @@ def _build_train_presets() -> dict[str, TrainConfig]:
     # the samples), bf16 autocast (25% faster a step on CPUs with bf16 matrix units).
     default_continue = dataclasses.replace(
         default, name="default_continue", init_encoder="", init_checkpoint="runs/default/best/ema.safetensors",
-        max_steps=4200, stage2_step=0, amp=True, val_every=300, checkpoint_every=100,
+        max_steps=4200, stage2_step=0, precision="bf16", val_every=300, checkpoint_every=100,
         data=dataclasses.replace(default.data, image_repeat=8),
         optim=OptimConfig(lr=2e-4, warmup_steps=50, milestones=(3700,), factors=(1.0, 0.1), grad_clip=1.0,
                           ema_decay=0.998),
@@ -301,6 +302,8 @@ def load_config(spec: str | None, overrides: list[str] | tuple[str, ...] = ()) -
             table = tomllib.loads(path.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise InputError(f"config file {path}: not valid TOML ({e})") from e
+        if "amp" in table:  # run folders written before precision had one spelling
+            table["precision"] = "bf16" if table.pop("amp") is True else "fp32"
         preset = table.pop("preset", None)
         base = get_train_preset(preset) if preset else TrainConfig()
     try:

@@ -15,7 +15,7 @@ import click
 
 from .. import evaluation as ev
 from ..errors import DiffMatteError
-from ..runtime import PRECISIONS
+from ..runtime import PRECISIONS, keep_freed_memory
 from .options import seed_option
 
 __all__ = ["command"]
@@ -102,6 +102,7 @@ def command(
     """
     if not methods:
         methods = ["diffmatte"]
+    keep_freed_memory()  # every step's maps reused from the heap (diffmatte.runtime)
     if models and "diffmatte" not in methods:
         raise click.UsageError("--model is given but --method does not include diffmatte")
     try:

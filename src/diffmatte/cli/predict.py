@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 
 from ..errors import DiffMatteError, InputError
-from ..runtime import PRECISIONS
+from ..runtime import PRECISIONS, keep_freed_memory
 from ..sharding import World, current_world
 from .options import (
     band_option,
@@ -400,6 +400,7 @@ def command(
     quiet: bool,
 ) -> None:
     _check_usage(image, trimap, images, trimaps, auto_trimap, cutout, background)
+    keep_freed_memory()  # every step's maps reused from the heap (diffmatte.runtime)
     settings = Settings(
         model=model,
         steps=steps,

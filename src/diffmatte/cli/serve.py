@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..runtime import PRECISIONS
+from ..runtime import PRECISIONS, keep_freed_memory
 from .options import load_model, max_pixels_option, model_option, set_threads, threads_option
 
 __all__ = ["command"]
@@ -56,6 +56,7 @@ def command(
     from ..server import ServerConfig, bind, check_installed, is_loopback, run_server
 
     check_installed()
+    keep_freed_memory()  # every step's maps reused from the heap (diffmatte.runtime)
     config = ServerConfig(
         model=model,
         host=host,

@@ -35,10 +35,11 @@ def command(config: str | None, overrides: tuple[str, ...], resume: str | None, 
 
     \b
     One process:      diffmatte train tiny_vit --set data.fg_dir=fg --set data.bg_dir=bg
-    Several GPUs:     torchrun --standalone --nproc_per_node=4 -m diffmatte.train vits --set data.root=dim
+    Several GPUs:     torchrun --standalone --nproc_per_node=4 -m diffmatte train vits --set data.root=dim
     After a crash:    diffmatte train --resume runs/tiny_vit-20261125-083000
     """
     from ..errors import InputError
+    from ..runtime import keep_freed_memory
     from ..train import load_config, main
 
     if config is None and resume is None:
@@ -49,6 +50,7 @@ def command(config: str | None, overrides: tuple[str, ...], resume: str | None, 
         config = os.path.join(resume, "config.toml")
         if not os.path.isfile(config):
             raise InputError(f"{resume} is not a run folder: it has no config.toml")
+    keep_freed_memory()  # training steps and validation allocate the same sizes every time
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(
         level=logging.INFO if rank == 0 else logging.WARNING,

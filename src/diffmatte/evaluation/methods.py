@@ -158,7 +158,7 @@ def _diffmatte_methods(
         loaded = load_model(spec)
         for precision in precisions:
             # One network read from disk, shared: precision is a setting of the pipeline around it.
-            model = loaded if precision == loaded.precision else DiffMatte(loaded.net, loaded.diffusion, precision)
+            model = loaded if precision == loaded.precision else DiffMatte(loaded.net, loaded.diffusion, precision, loaded.options)
             name = display[sha] if precision == "fp32" else f"{display[sha]} {precision}"
             for n in steps:
                 ms = MethodSpec("diffmatte", steps=n, seed=seed, model=name, model_sha256=sha,
