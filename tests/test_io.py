@@ -323,3 +323,20 @@ def test_save_rgba_rgb_trimap_frames(tmp_path: Path) -> None:
         assert im.n_frames == 3
     with pytest.raises(InputError, match="blur"):
         io.save_trimap(np.zeros((H, W), np.float32), tmp_path / "t.jpg")
+
+
+def test_training_backgrounds_drop_their_alpha_quietly(tmp_path: Path) -> None:
+    # Some wallpapers are RGBA; a warning per training sample flooded the log (phase 5).
+    import warnings
+
+    from diffmatte.data.files import load_rgb, read_background
+
+    path = tmp_path / "wallpaper.png"
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 100
+    Image.fromarray(rgba, "RGBA").save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_background(path)[0, 0].tolist() == [200, 0, 0]
+    with pytest.warns(UserWarning, match="alpha channel is ignored"):
+        load_rgb(path)  # a training photo with alpha still says so

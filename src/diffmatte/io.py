@@ -348,15 +348,18 @@ def read_image_u8(
     draft_size: tuple[int, int] | None = None,
     max_pixels: int | None = None,
     what: str = "image",
+    warn_alpha: bool = True,
 ) -> np.ndarray:
     """(H, W, 3) uint8 RGB: :func:`read_image`'s reading, kept at 8 bits (training data).
 
     16-bit files are rounded to 8 bits. ``draft_size`` as in :func:`read_image`.
+    ``warn_alpha=False``: an alpha channel is dropped silently (backgrounds, where it means
+    nothing and a warning per sample would flood the training log).
     """
     name = f"{what} {path}"
     img = _upright(_open(path, what, max_pixels, draft_size), name)
     if _pil_grey(img) is None:
-        if _has_transparency(img):
+        if warn_alpha and _has_transparency(img):
             warn_user(f"{name}: its alpha channel is ignored; the image is matted as RGB")
         return np.asarray(img.convert("RGB"))
     return _round_u8(_pil_to_rgb(img, name))

@@ -35,6 +35,7 @@ from .files import (
     load_foreground,
     load_rgb,
     load_trimap,
+    read_background,
     scan_backgrounds,
     scan_foregrounds,
     scan_triplets,
@@ -245,7 +246,7 @@ class CompositeDataset(_KeyedDataset):
         trimap = _trimap(cfg, rng, alpha)
         # 4. background at the foreground's size, 5. crop around the unknown region
         h, w = alpha.shape
-        bg = load_rgb(self.backgrounds[int(rng.integers(len(self.backgrounds)))], draft_size=(w, h))
+        bg = read_background(self.backgrounds[int(rng.integers(len(self.backgrounds)))], draft_size=(w, h))
         bg = A.resize(bg, (w, h), A.random_filter(rng))
         trimap, (fg, alpha, bg) = _crop(cfg.crop_size, rng, trimap, fg, alpha, bg)
         # 6. colour jitter on the foreground, 7. composite

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from . import augment as A
-from .files import load_rgb
+from .files import read_background
 from .hair import make_hair
 from .procedural import Layer
 from .recolour import recolour
@@ -65,7 +65,7 @@ def make_layer(rng: np.random.Generator, generator: str, h: int, w: int, photo: 
 
 def load_background(path: Path, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """A random crop (30-100% of the picture) of ``path`` resized to (h, w), uint8."""
-    photo = load_rgb(path, draft_size=(w, h))
+    photo = read_background(path, draft_size=(w, h))
     ph, pw = photo.shape[:2]
     frac = rng.uniform(0.3, 1.0)
     ch = min(ph, max(8, int(min(ph, pw * h / w) * frac)))
@@ -89,7 +89,7 @@ def synthetic_composite(rng: np.random.Generator, h: int, w: int, backgrounds: S
         p = np.asarray(weights, dtype=np.float64)
         generator = GENERATORS[int(rng.choice(len(GENERATORS), p=p / p.sum()))]
     i, j = rng.choice(len(backgrounds), size=2, replace=False)
-    photo = load_rgb(backgrounds[int(j)], draft_size=(512, 512))
+    photo = read_background(backgrounds[int(j)], draft_size=(512, 512))
     layer = make_layer(rng, generator, h, w, photo, alpha_source)
     bg = load_background(backgrounds[int(i)], h, w, rng).astype(np.float32) / 255.0
     a = np.clip(layer.alpha, 0.0, 1.0)

@@ -29,6 +29,7 @@ __all__ = [
     "scan_foregrounds",
     "scan_backgrounds",
     "scan_triplets",
+    "read_background",
     "load_rgb",
     "load_alpha",
     "load_trimap",
@@ -222,6 +223,12 @@ def scan_triplets(
 def load_rgb(path: Path, draft_size: tuple[int, int] | None = None) -> np.ndarray:
     """(H, W, 3) uint8 RGB (:func:`diffmatte.io.read_image_u8`)."""
     return read_image_u8(path, draft_size=draft_size)
+
+
+def read_background(path: Path, draft_size: tuple[int, int] | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a background photo; an alpha channel (some wallpapers have one)
+    is dropped without a warning."""
+    return read_image_u8(path, draft_size=draft_size, what="background", warn_alpha=False)
 
 
 def load_alpha(path: Path) -> np.ndarray:
