@@ -129,8 +129,10 @@ def measure(preset: str, backend: str, model_path: str, size: int, steps: int, t
     import torch
 
     from diffmatte import DiffMatte
+    from diffmatte.runtime import keep_freed_memory
 
     torch.set_num_threads(threads)
+    keep_freed_memory()  # as the CLI does
     t0 = time.perf_counter()
     model = DiffMatte.from_checkpoint(model_path)
     load_s = time.perf_counter() - t0

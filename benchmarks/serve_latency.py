@@ -99,8 +99,10 @@ def _stroke(
 def part_edit(names: list[str], scales: list[int], steps_list: list[int], window: int, model_name: str) -> list[dict]:
     from diffmatte import load_model
     from diffmatte.refine import edit_box, refine_window
+    from diffmatte.runtime import keep_freed_memory
     from diffmatte.server import BackgroundServer, ServerConfig
 
+    keep_freed_memory()  # as `diffmatte serve` does
     model = load_model(model_name)
     header = ["image", "size", "steps", "window", "full re-run s", "windowed s", "speed-up", "/api/refine s",
               "window SAD vs full", "mean abs diff", "max abs diff", "full re-run: max change outside",

@@ -20,6 +20,7 @@ import numpy as np
 from diffmatte import load_model
 from diffmatte.io import read_alpha_u8, read_trimap_levels
 from diffmatte.metrics import compute_all
+from diffmatte.runtime import keep_freed_memory
 from diffmatte.selection import select_names, split_patterns
 
 
@@ -48,6 +49,7 @@ def main() -> None:
     ap.add_argument("--images", default="", help="names, globs or ranges, e.g. GT19-GT27 or 'transparent_*'")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    keep_freed_memory()  # as the CLI does
     model = load_model(args.model)
     sizes = [float(x) for x in args.megapixels.split(",")]
     ttas = [bool(int(x)) for x in args.flip_tta.split(",")]
