@@ -69,12 +69,13 @@ valset: data
 	$(BIN)/diffmatte data valset -o runs/valset --manifest data/backgrounds.csv \
 		--gt ../shared/data/alphamatting_training_lowres
 
-# The packaged default model (see docs/training.md and the model card): phase 1 `default`
-# from ImageNet Lite0 weights, phase 2 `default_continue` from phase 1's best EMA weights,
-# phase 3 `default_refine` from phase 2's; its best EMA goes into the package with its working
-# size (0.5 MP). Each phase resumes its run folder if one is there, so it can be stopped and
-# started again. `make train-engine`: phase 4 `default_engine` (the data engine, checkpoints
-# chosen on the composited validation set of `make valset`), trained but not shipped (MODEL_CARD.md).
+# The packaged default model (see docs/training.md and the model card), five phases, each
+# from the previous one's best EMA weights: 1 `default` (from ImageNet Lite0 weights),
+# 2 `default_continue`, 3 `default_refine` (cutouts and GT01-GT18, chosen on GT19-GT27 at 400 px),
+# 4 `default_engine` and 5 `default_balance` (the data engine; checkpoints chosen on the composited
+# validation set of `make valset`). Phase 5's best EMA goes into the package with its working size
+# (0.5 MP). Each phase resumes its run folder if one is there, so it can be stopped and started
+# again; `make train-engine` runs phases 4 and 5 only (from runs/default-3).
 train-default: $(STAMP)
 	if [ -d runs/default ]; then $(BIN)/diffmatte train --resume runs/default; \
 	else $(BIN)/diffmatte train default --set run_name=default; fi
@@ -82,11 +83,14 @@ train-default: $(STAMP)
 	else $(BIN)/diffmatte train default_continue --set run_name=default-2; fi
 	if [ -d runs/default-3 ]; then $(BIN)/diffmatte train --resume runs/default-3; \
 	else $(BIN)/diffmatte train default_refine --set run_name=default-3; fi
-	$(BIN)/python scripts/package_default.py runs/default-3/best/ema.safetensors --working-megapixels 0.5
+	$(MAKE) train-engine
 
 train-engine: valset
 	if [ -d runs/default-4 ]; then $(BIN)/diffmatte train --resume runs/default-4; \
 	else $(BIN)/diffmatte train default_engine --set run_name=default-4; fi
+	if [ -d runs/default-5 ]; then $(BIN)/diffmatte train --resume runs/default-5; \
+	else $(BIN)/diffmatte train default_balance --set run_name=default-5; fi
+	$(BIN)/python scripts/package_default.py runs/default-5/best/ema.safetensors --working-megapixels 0.5
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py

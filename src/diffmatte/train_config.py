@@ -202,9 +202,9 @@ def _build_train_presets() -> dict[str, TrainConfig]:
     # with two threads). The run of 2026-12-01 was planned for 6000 steps and cut to 2400 with
     # the drop at 1800 (stopped at a checkpoint, config edited, resumed) to end within a session.
     default_engine = dataclasses.replace(
-        # From the packaged weights: phase 3's best EMA (what `make train-default` packages), so
-        # `make train-engine` runs on a fresh clone without phases 1-3.
-        default_continue, name="default_engine", seed=8484, init_checkpoint="src/diffmatte/weights/default.safetensors",
+        # From phase 3's best EMA (the 2026-12-01 run started from the package, which then held
+        # exactly those tensors; the package now holds phase 5's).
+        default_continue, name="default_engine", seed=8484, init_checkpoint="runs/default-3/best/ema.safetensors",
         max_steps=2400, threads=1, val_every=300, checkpoint_every=100, image_every=300,
         data=dataclasses.replace(
             default_continue.data, bg_dir="", bg_manifest="data/backgrounds.csv", image_repeat=8, synth_count=300,
