@@ -77,7 +77,12 @@ def main() -> None:
         gt = read_alpha_u8(args.data / "alpha" / f"{name}.png")
         tri8 = read_trimap_levels(args.data / "trimap" / f"{name}.png")
         t0 = time.perf_counter()
-        alpha = closed_form(read_image(image_path), trimap_from_array(tri8))
+        try:
+            alpha = closed_form(read_image(image_path), trimap_from_array(tri8))
+        except ValueError as e:  # pymatting's CG gives up after 10000 iterations
+            print(f"| {name} | no solution: {e} |", flush=True)
+            rows.append({"image": name, "error": str(e), "seconds": time.perf_counter() - t0})
+            continue
         seconds = time.perf_counter() - t0
         pred = np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
         row = {"image": name, "seconds": seconds, "megapixels": gt.size / 1e6,
@@ -95,6 +100,9 @@ def main() -> None:
 
 
 def _print_row(row: dict) -> None:
+    if "error" in row:
+        print(f"| {row['image']} | no solution: {row['error']} |")
+        return
     check = f"{row['ichol_max_abs_diff_u8']} / {row['ichol_sad']:.2f}" if "ichol_sad" in row else "-"
     print(f"| {row['image']} | {row['megapixels']:.2f} | {100 * row['unknown']:.0f} | {row['sad']:.2f} | {row['mse']:.2f} "
           f"| {row['grad']:.2f} | {row['conn']:.2f} | {row['seconds']:.0f} | {check} |", flush=True)
@@ -106,8 +114,9 @@ def _table(rows: list[dict], out: Path | None, args: dict, print_rows: bool = Tr
         print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
         for row in rows:
             _print_row(row)
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("sad", "mse", "grad", "conn")}
-    print(f"| mean of {len(rows)} | | | {mean['sad']:.2f} | {mean['mse']:.2f} | {mean['grad']:.2f} | {mean['conn']:.2f} | | |")
+    solved = [r for r in rows if "error" not in r]
+    mean = {k: float(np.mean([r[k] for r in solved])) for k in ("sad", "mse", "grad", "conn")}
+    print(f"| mean of {len(solved)} solved | | | {mean['sad']:.2f} | {mean['mse']:.2f} | {mean['grad']:.2f} | {mean['conn']:.2f} | | |")
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"args": {k: str(v) for k, v in args.items()}, "mean": mean, "rows": rows}, indent=1))
