@@ -53,13 +53,12 @@ def write_known_regions(alpha: Tensor, trimap: Tensor, official: bool = False) -
 
 
 @contextlib.contextmanager
-def _eval_mode(net: torch.nn.Module) -> Iterator[bool]:
-    """Run ``net`` in eval mode, then give every submodule back the mode it had; yields whether
-    any was training."""
+def _eval_mode(net: torch.nn.Module) -> Iterator[None]:
+    """Run ``net`` in eval mode, then give every submodule back the mode it had."""
     modes = [(m, m.training) for m in net.modules()]
     net.eval()
     try:
-        yield any(training for _, training in modes)
+        yield
     finally:
         for m, training in modes:
             m.training = training
@@ -210,9 +209,7 @@ class DiffMatte:
     def _inference(self) -> Iterator[None]:
         """The network in eval mode for one image (its modes put back after), with the fast
         path's weights derived before the encoder's temporaries exist (FastDecoder)."""
-        with _eval_mode(self.net) as was_training:
-            if was_training:
-                self._decoder.forget()  # training-mode batch norms moved their statistics
+        with _eval_mode(self.net):
             self._decoder.prepare()
             yield
 

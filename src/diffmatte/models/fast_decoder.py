@@ -16,8 +16,10 @@ what training runs. Sampling runs the decoder once per step, so a pipeline runs 
 * In-place activations throughout (no autograd here).
 
 The weights the fast path derives (phase weights, folded norms, NHWC copies) are kept between
-steps, keyed by the parameters' storage and version, so a training step, ``load_state_dict``
-or ``.to()`` makes new ones. The network itself is never changed.
+steps, keyed by the storage and version of the parameters and buffers they come from, so a
+training step, ``load_state_dict`` or ``.to()`` makes new ones. A training-mode forward moves
+the running statistics without bumping their versions, but it bumps ``num_batches_tracked``'s,
+which is in the key too. The network itself is never changed.
 """
 from __future__ import annotations
 
@@ -171,11 +173,6 @@ class FastDecoder:
         self.options = options
         self._cache: dict[tuple[int, str], tuple[tuple, tuple[Tensor, ...]]] = {}
 
-    def forget(self) -> None:
-        """Drop the derived weights (a training-mode forward moves batch-norm statistics
-        without bumping their versions)."""
-        self._cache.clear()
-
     def memory_format(self, device: torch.device) -> torch.memory_format:
         return torch.channels_last if self.options.channels_last and device.type == "cpu" else torch.contiguous_format
 
@@ -245,13 +242,11 @@ class FastDecoder:
         else:
             out = F.conv2d(x, w1, b1, stride=2, padding=1)
         if not self.options.fold_batch_norm:
-            out = F.batch_norm(out, blk.bn1.running_mean, blk.bn1.running_var, blk.bn1.weight, blk.bn1.bias,
-                               False, 0.0, blk.bn1.eps)
+            out = _eval_batch_norm(out, blk.bn1)
         out = F.relu_(out).add_(shift)
         out = F.conv2d(out, w2, b2, padding=1)
         if not self.options.fold_batch_norm:
-            out = F.batch_norm(out, blk.bn2.running_mean, blk.bn2.running_var, blk.bn2.weight, blk.bn2.bias,
-                               False, 0.0, blk.bn2.eps)
+            out = _eval_batch_norm(out, blk.bn2)
         if blk.up:
             shortcut = self._upsample(blk, x, w_short, fmt)
         else:
@@ -287,8 +282,7 @@ class FastDecoder:
         w, b, w_out, b_out = self._head_weights(head, fmt)
         y = F.conv2d(x, w, b, padding=1)
         if not self.options.fold_batch_norm:
-            bn = head.matting_convs[1]
-            y = F.batch_norm(y, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+            y = _eval_batch_norm(y, head.matting_convs[1])
         return F.conv2d(F.relu_(y), w_out, b_out)
 
     # -- derived weights ------------------------------------------------------------------------
@@ -347,6 +341,11 @@ class FastDecoder:
     def _blocks(self) -> list[DUNetBlock]:
         dec = self.decoder
         return [*dec.down_blks, dec.mid_blk, *dec.up_blks]
+
+
+def _eval_batch_norm(x: Tensor, bn: nn.BatchNorm2d) -> Tensor:
+    """``bn`` as in eval mode, whatever mode its module is in."""
+    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
 
 
 def _in_layout(t: Tensor | None, fmt: torch.memory_format) -> Tensor | None:
