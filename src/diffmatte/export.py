@@ -21,7 +21,6 @@ running an export needs only onnxruntime.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import logging
 import os
@@ -84,14 +83,8 @@ class ExportResult:
 
 
 def config_dict(config: DiffMatteConfig) -> dict[str, Any]:
-    """The model config as checkpoints store it, plus any field ``to_dict`` does not write yet,
-    so an export records every field of the dataclass."""
-    d = config.to_dict()
-    for f in dataclasses.fields(config):
-        if f.name not in d:
-            value = getattr(config, f.name)
-            d[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
-    return d
+    """The model config as checkpoints store it (every field of the dataclass)."""
+    return config.to_dict()
 
 
 def plain_execution(net: DiffMatteNet) -> DiffMatteNet:

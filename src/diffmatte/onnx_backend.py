@@ -164,6 +164,9 @@ class OnnxDiffMatte(DiffMatte):
         self.precision = "fp32"
         self.options = PLAIN  # onnxruntime runs the graphs its own way
 
+    def with_precision(self, precision: str) -> "OnnxDiffMatte":  # type: ignore[override]
+        return self if precision == "fp32" else OnnxDiffMatte(self.net, precision)  # raises the one-line error
+
     def _inference(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
 

@@ -136,6 +136,12 @@ class DiffMatte:
         ckpt.load_into(net, sd, config.name)
         return cls(net.to(device).eval(), precision=precision, options=options)
 
+    def with_precision(self, precision: Precision) -> "DiffMatte":
+        """This pipeline's network (shared, not copied) run in ``precision``."""
+        if precision == self.precision:
+            return self
+        return DiffMatte(self.net, self.diffusion, precision, self.options)
+
     def save(self, path: str | os.PathLike[str]) -> None:
         ckpt.save_safetensors(self.net, self.config, path)
 

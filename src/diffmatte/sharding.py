@@ -16,7 +16,7 @@ from typing import Any, Sequence, TypeVar
 
 from .errors import InputError
 
-__all__ = ["World", "current_world"]
+__all__ = ["World", "current_world", "launched_world"]
 
 T = TypeVar("T")
 
@@ -57,16 +57,22 @@ class World:
                 dist.destroy_process_group()
 
 
-def current_world() -> World:
-    """The world torchrun started this process in (joined over gloo), or a world of one."""
+def launched_world() -> tuple[int, int]:
+    """(rank, world size) as torchrun set them in the environment, else (0, 1); nothing joined."""
     if "WORLD_SIZE" not in os.environ or "RANK" not in os.environ:
-        return World()
+        return 0, 1
     try:
         rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     except ValueError as e:
         raise InputError(f"RANK and WORLD_SIZE must be integers (as torchrun sets them): {e}") from e
     if not 0 <= rank < size:
         raise InputError(f"RANK {rank} is outside WORLD_SIZE {size}")
+    return rank, size
+
+
+def current_world() -> World:
+    """The world torchrun started this process in (joined over gloo), or a world of one."""
+    rank, size = launched_world()
     if size == 1:
         return World()
     import torch.distributed as dist

@@ -6,7 +6,6 @@ internal error (a bug in diffmatte, not a bad file; its traceback is shown).
 """
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import click
 
 from ..errors import DiffMatteError, InputError
 from ..runtime import PRECISIONS, keep_freed_memory
-from ..sharding import World, current_world
+from ..sharding import World, current_world, launched_world
 from .options import (
     band_option,
     echo_warnings,
@@ -420,7 +419,7 @@ def command(
     echo = _stderr_echo()
     if images is None:
         assert image is not None  # _check_usage
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if launched_world()[1] > 1:
             raise click.UsageError("torchrun splits folder mode (--images DIR) across ranks; matte one image without it")
         job = Job(image=image, trimap=trimap, alpha=output, cutout=cutout, trajectory=trajectory)
         _check_single_outputs(job, settings)

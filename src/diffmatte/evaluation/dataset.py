@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
-from ..io import IMAGE_EXTENSIONS, read_trimap_levels
+from ..io import is_image_file, read_trimap_levels
 from ..metrics import UNKNOWN_VALUE
 from ..selection import select_names
 
@@ -196,7 +196,7 @@ def _index_images(folder: Path) -> tuple[dict[str, Path], list[str]]:
     files: dict[str, Path] = {}
     dup = []
     for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."):
+        if is_image_file(p):
             if p.stem in files:
                 dup.append(p.stem)
             files[p.stem] = p

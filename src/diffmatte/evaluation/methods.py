@@ -145,7 +145,6 @@ def _diffmatte_methods(
 ) -> list[Method]:
     from ..hashing import sha256_file
     from ..loading import load_model
-    from ..pipeline import DiffMatte
     from ..registry import DEFAULT_MODEL, resolve_model_path
 
     resolved = {}  # sha256 -> (spec as given, path); the same file given twice runs once
@@ -158,7 +157,7 @@ def _diffmatte_methods(
         loaded = load_model(spec)
         for precision in precisions:
             # One network read from disk, shared: precision is a setting of the pipeline around it.
-            model = loaded if precision == loaded.precision else DiffMatte(loaded.net, loaded.diffusion, precision, loaded.options)
+            model = loaded.with_precision(precision)
             name = display[sha] if precision == "fp32" else f"{display[sha]} {precision}"
             for n in steps:
                 ms = MethodSpec("diffmatte", steps=n, seed=seed, model=name, model_sha256=sha,
