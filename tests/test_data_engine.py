@@ -267,3 +267,18 @@ def test_data_cli_refuses_to_write_over_files_it_did_not_make(tmp_path: Path, ca
         main(["data", "valset", "-o", str(foreign), "--manifest", str(notes), "--gt", str(gt)])
     assert "is not a validation set made by this command" in capsys.readouterr().err
     assert notes.read_text() == "mine" and (foreign / "holiday.png").read_bytes() == b"x"
+
+
+def test_the_manifest_alone_feeds_the_data_engine(tmp_path: Path, backgrounds: list[Path]) -> None:
+    # A manifest without foreground cutouts: synthetic composites only (it used to be refused
+    # as composites without data.fg_dir).
+    entries = build_manifest(dirs=(str(backgrounds[0].parent),), val_fraction=0.5)
+    entries = [type(e)(**{**e.__dict__, "split": "train"}) for e in entries]
+    manifest = tmp_path / "m.csv"
+    write_manifest(entries, manifest)
+    cfg = DataConfig(bg_manifest=str(manifest), synth_count=3, crop_size=64, synth_long_side=(96, 160),
+                     synth_weights=(1, 1, 1, 0), num_workers=0)
+    ds, _ = build_train_dataset(cfg, seed=1)
+    assert len(ds) == 3 and ds[0]["image"].shape == (3, 64, 64)
+    with pytest.raises(InputError, match="fg_dir"):
+        build_train_dataset(DataConfig(bg_manifest=str(manifest), num_workers=0), seed=1)

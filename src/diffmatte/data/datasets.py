@@ -33,6 +33,7 @@ from .files import (
     Triplet,
     load_alpha,
     load_foreground,
+    load_pair_alpha,
     load_rgb,
     load_trimap,
     read_background,
@@ -341,8 +342,11 @@ class KeyedConcat(Dataset):
         return self.datasets[d][epoch * len(self.datasets[d]) + local]  # type: ignore[arg-type]
 
 
-def _pair_alpha(pair: FgAlphaPair) -> np.ndarray:
-    return load_foreground(pair)[1]
+def _backgrounds(cfg: DataConfig, bg_dir: str, report: ScanReport, skip_bad: bool) -> list[Path]:
+    """The training backgrounds: the manifest's train split, else the files of ``bg_dir``."""
+    if cfg.bg_manifest:
+        return backgrounds_for(cfg.bg_manifest, "train")
+    return scan_backgrounds(bg_dir, report, skip_bad)
 
 
 def build_train_dataset(cfg: DataConfig, seed: int, skip_bad: bool = False) -> tuple[Dataset, ScanReport]:
@@ -350,20 +354,20 @@ def build_train_dataset(cfg: DataConfig, seed: int, skip_bad: bool = False) -> t
     report = ScanReport()
     parts: list[Dataset] = []
     fg_dir, alpha_dir, bg_dir = cfg.composite_dirs()
-    backgrounds: list[Path] = []
-    if cfg.bg_manifest:
-        backgrounds = backgrounds_for(cfg.bg_manifest, "train")
-        bg_dir = cfg.bg_manifest
+    bg_source = cfg.bg_manifest or bg_dir  # the manifest's train split replaces a folder
+    if fg_dir and not bg_source:
+        raise InputError("composited training data needs both data.fg_dir and data.bg_dir (or data.root)")
+    # A background folder means composites; the manifest may also serve the data engine alone.
+    if (bg_dir and not fg_dir) or (cfg.bg_manifest and not (fg_dir or cfg.synth_count)):
+        raise InputError("composited training data needs both data.fg_dir and data.bg_dir (or data.root)")
     alphas: list[Callable[[], np.ndarray]] = []
-    if fg_dir or bg_dir:
-        if not (fg_dir and bg_dir):
-            raise InputError("composited training data needs both data.fg_dir and data.bg_dir (or data.root)")
+    backgrounds: list[Path] = []
+    if fg_dir:
         pairs = scan_foregrounds(fg_dir, alpha_dir, report, skip_bad)
-        if not backgrounds:
-            backgrounds = scan_backgrounds(bg_dir, report, skip_bad)
-        log.info("composites: %d foregrounds from %s over %d backgrounds from %s", len(pairs), fg_dir, len(backgrounds), bg_dir)
+        backgrounds = _backgrounds(cfg, bg_dir, report, skip_bad)
+        log.info("composites: %d foregrounds from %s over %d backgrounds from %s", len(pairs), fg_dir, len(backgrounds), bg_source)
         parts.append(CompositeDataset(pairs, backgrounds, cfg, seed, skip_bad))
-        alphas += [functools.partial(_pair_alpha, p) for p in pairs]
+        alphas += [functools.partial(load_pair_alpha, p) for p in pairs]
     if cfg.image_dir:
         triplets = scan_triplets(
             cfg.image_dir, cfg.image_alpha_dir, cfg.image_trimap_dir, report, skip_bad, names=cfg.image_names
@@ -372,8 +376,9 @@ def build_train_dataset(cfg: DataConfig, seed: int, skip_bad: bool = False) -> t
         parts.append(TripletDataset(triplets, cfg, seed, skip_bad))
         alphas += [functools.partial(load_alpha, t.alpha) for t in triplets]
     if cfg.synth_count:
-        if not backgrounds:
+        if not bg_source:
             raise InputError("synthetic training data (data.synth_count) needs backgrounds: data.bg_manifest or data.bg_dir")
+        backgrounds = backgrounds or _backgrounds(cfg, bg_dir, report, skip_bad)
         log.info("data engine: %d synthetic composites per epoch over %d backgrounds", cfg.synth_count, len(backgrounds))
         parts.append(SyntheticDataset(backgrounds, alphas, cfg, seed, skip_bad))
     if not parts:

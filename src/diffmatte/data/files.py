@@ -34,6 +34,7 @@ __all__ = [
     "load_alpha",
     "load_trimap",
     "load_foreground",
+    "load_pair_alpha",
 ]
 
 log = logging.getLogger(__name__)
@@ -240,6 +241,13 @@ def load_trimap(path: Path) -> np.ndarray:
     """(H, W) uint8 trimap 0 / 128 / 255 by :func:`diffmatte.io.read_trimap`'s rule: exactly 0 and 255
     (all channels, for colour) are known, every other value is unknown."""
     return trimap_levels(read_trimap(path, max_pixels=None))
+
+
+def load_pair_alpha(pair: FgAlphaPair) -> np.ndarray:
+    """(H, W) uint8 alpha of a pair, without decoding a foreground photo it does not need."""
+    if pair.alpha is not None:
+        return load_alpha(pair.alpha)
+    return np.ascontiguousarray(read_rgba_u8(pair.fg)[..., 3])
 
 
 def load_foreground(pair: FgAlphaPair) -> tuple[np.ndarray, np.ndarray]:
