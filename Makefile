@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo serve test parity parity-bf16 bench data valset train-default train-engine clean
+.PHONY: setup browser demo serve test parity parity-bf16 bench data valset gpu-data train-default train-engine clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from diffmatte.data import DataConfig, build_train_dataset
-from diffmatte.data.backgrounds import backgrounds_for, build_manifest, read_manifest, write_manifest
+from diffmatte.data.backgrounds import backgrounds_for, build_manifest, read_manifest, read_train_only, write_manifest
 from diffmatte.data.engine import GENERATORS, synthetic_composite
 from diffmatte.data.hair import make_hair
 from diffmatte.data.procedural import render_strokes, soft_threshold
@@ -145,7 +145,7 @@ def test_manifest_groups_resized_copies_and_never_splits_them(tmp_path: Path) ->
         img.resize((800, 640)).save(folder / f"pic{i}_800.jpg")  # the same picture at another size
     Image.new("RGB", (900, 900), (10, 10, 10)).save(folder / "flat.png")  # flat: no use
     Image.fromarray(_photo(99, 100, 100)).save(folder / "icon.png")  # too small
-    entries = build_manifest(dirs=(str(folder),), val_fraction=0.3)
+    entries = build_manifest(dirs=(str(folder),), val_fraction=0.5)
     assert len(entries) == 24
     assert len({e.group for e in entries}) == 12
     for g in {e.group for e in entries}:
@@ -156,6 +156,81 @@ def test_manifest_groups_resized_copies_and_never_splits_them(tmp_path: Path) ->
     train, val = backgrounds_for(path, "train"), backgrounds_for(path, "val")
     assert len(train) + len(val) == 12  # one file per picture
     assert not {p.name.split("_")[0] for p in train} & {p.name.split("_")[0] for p in val}
+
+
+def _picture(seed: int, size: tuple[int, int] = (1200, 800)) -> Image.Image:
+    grid = np.random.default_rng(seed).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    return Image.fromarray(grid).resize(size, Image.BICUBIC)
+
+
+def test_split_is_by_content_not_by_file_name(tmp_path: Path) -> None:
+    # The real failure cases of the name-keyed grouping: Plasma ships many pictures under the
+    # same file names (one folder each), one picture at several sizes and aspect crops, and the
+    # shared folder copies some wallpapers under new names.
+    wall, shared = tmp_path / "wallpapers", tmp_path / "shared"
+    shared.mkdir()
+    for k, name in enumerate(("Altai", "Autumn", "Kite", "Volna", "Flow", "Cascade")):
+        images = wall / name / "contents" / "images"
+        images.mkdir(parents=True)
+        pic = _picture(k, (1600, 900))
+        pic.save(images / "1920x1080.jpg")  # same name, different picture, in every folder
+        pic.resize((1280, 720)).save(images / "1280x720.jpg")  # same picture, another size
+        pic.crop((200, 0, 1400, 900)).save(images / "1200x900.jpg")  # a centre crop at another aspect
+    _picture(0, (1600, 900)).resize((1200, 675)).save(shared / "plasma_altai.jpg")  # a copy under a new name
+    _picture(1, (1600, 900)).save(tmp_path / "seen_elsewhere.jpg")
+    entries = build_manifest(dirs=(str(wall),), extra_dirs=(str(shared),), val_fraction=1.0,
+                             train_only={str(wall / "Autumn" / "contents" / "images" / "1280x720.jpg")})
+    by_folder: dict[str, set[str]] = {}
+    for e in entries:
+        by_folder.setdefault(Path(e.file).parts[-4] if "contents" in e.file else "shared", set()).add(e.group)
+    assert all(len(groups) == 1 for groups in by_folder.values())  # sizes and crops are one picture
+    assert len({next(iter(g)) for k, g in by_folder.items() if k != "shared"}) == 6  # names play no part
+    assert by_folder["shared"] == by_folder["Altai"]  # the renamed copy is found by its content
+    split = {e.group: e.split for e in entries}
+    assert split[next(iter(by_folder["Altai"]))] == "train"  # a shared-folder copy: phases 1-3 trained on it
+    assert split[next(iter(by_folder["Autumn"]))] == "train"  # one file on the train-only list takes its picture
+    assert {split[next(iter(by_folder[k]))] for k in ("Kite", "Volna", "Flow", "Cascade")} == {"val"}
+    # group names are content ids: renaming every file changes none of them
+    renamed = tmp_path / "renamed"
+    for e in entries:
+        if "contents" in e.file:
+            dst = renamed / f"x{abs(hash(e.file))}" / "pic.jpg"
+            dst.parent.mkdir(parents=True)
+            Image.open(e.file).save(dst)
+    assert {e.group for e in build_manifest(dirs=(str(renamed),))} == {e.group for e in entries}
+
+
+def test_near_duplicates_chain_into_one_picture(tmp_path: Path) -> None:
+    # A, A slightly brightened, and that brightened further: grouping is transitive.
+    folder = tmp_path / "w"
+    folder.mkdir()
+    base = np.asarray(_picture(7), np.float32)
+    for k in range(4):
+        Image.fromarray(np.clip(base * (1 + 0.15 * k) + 6 * k, 0, 255).astype(np.uint8)).save(folder / f"v{k}.png")
+    _picture(8).save(folder / "other.png")
+    entries = build_manifest(dirs=(str(folder),))
+    groups = {Path(e.file).stem: e.group for e in entries}
+    assert len({groups[f"v{k}"] for k in range(4)}) == 1 and groups["other"] != groups["v0"]
+
+
+SHIPPED_MANIFEST = Path(__file__).resolve().parents[1] / "data" / "backgrounds.csv"
+TRAIN_ONLY = SHIPPED_MANIFEST.with_name("train_only_backgrounds.txt")
+
+
+def test_the_committed_split_holds_out_only_pictures_no_run_trained_on() -> None:
+    # The validation set that chooses checkpoints (runs/valset) draws its backgrounds from this
+    # manifest's val split: no file of a val picture was in any training phase (the shared folder,
+    # phases 1-3; the list, phases 4-5), and each picture lies on one side only.
+    entries = read_manifest(SHIPPED_MANIFEST)
+    seen = read_train_only(TRAIN_ONLY)
+    sides: dict[str, set[str]] = {}
+    for e in entries:
+        sides.setdefault(e.group, set()).add(e.split)
+        if e.split == "val":
+            assert e.file not in seen and not e.package.startswith("shared:"), e.file
+    assert all(len(s) == 1 for s in sides.values())
+    assert {e.file for e in entries if e.split == "train"} >= {e.file for e in entries if e.file in seen}
+    assert sum(s == {"val"} for s in sides.values()) >= 10
 
 
 def test_manifest_errors_are_specific(tmp_path: Path) -> None:
@@ -181,6 +256,25 @@ def test_synthetic_composite_is_the_compositing_equation(generator: str, backgro
         assert np.abs(c.image[solid].astype(int) - c.fg[solid].astype(int)).max() <= 1
     # every fractional alpha is inside the unknown region
     assert (c.trimap[(c.alpha > 0) & (c.alpha < 255)] == 128).mean() > 0.95
+
+
+def test_refractive_glass_shows_the_displaced_background_through_a_low_alpha(backgrounds: list[Path]) -> None:
+    from diffmatte.data.engine import seen_through
+
+    rng = np.random.default_rng(3)
+    c = synthetic_composite(rng, 160, 200, backgrounds, (1, 1, 1, 0), generator="refractive")
+    assert c.kind == "refractive"
+    inside = c.trimap == 128
+    assert inside.mean() > 0.1 and (c.trimap == 255).mean() < 0.1  # the whole object is unknown
+    assert np.median(c.alpha[inside]) < 0.15 * 255  # near transparent in the body
+    # the image is not alpha * F + (1 - alpha) * B with B straight behind: B is displaced first
+    ramp = np.broadcast_to(np.linspace(0, 1, 50, dtype=np.float32)[None, :, None], (40, 50, 3)).copy()
+    shift = np.zeros((40, 50, 2), np.float32)
+    shift[..., 1] = 10.0
+    moved = seen_through(ramp, shift, None)
+    assert np.allclose(moved[:, :30], ramp[:, 10:40], atol=1e-5)  # each pixel shows the one 10 px to its right
+    tinted = seen_through(ramp, np.zeros_like(shift), np.full((40, 50, 3), 0.5, np.float32))
+    assert np.allclose(tinted, ramp * 0.5, atol=1e-6)
 
 
 def test_synthetic_dataset_is_keyed_and_cropped(backgrounds: list[Path]) -> None:

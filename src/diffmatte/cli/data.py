@@ -18,17 +18,27 @@ def command() -> None:
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Manifest to write (.csv).")
 @click.option("--extra", multiple=True, type=click.Path(path_type=Path, file_okay=False),
               help="Also a folder of photos with a MANIFEST.csv (file, license columns), e.g. ../shared/data/backgrounds.")
-def backgrounds(output: Path, extra: tuple[Path, ...]) -> None:
-    """Scan the installed wallpaper packages (make data installs them) and write the manifest with its split."""
-    from ..data.backgrounds import WALLPAPER_DIRS, build_manifest, write_manifest
+@click.option("--train-only", "train_only", type=click.Path(path_type=Path, dir_okay=False),
+              help="A list of files (one a line) some training run used: their pictures never validate.")
+@click.option("--val-fraction", default=None, type=click.FloatRange(0.0, 1.0),
+              help="Share of the pictures no run has seen that is held out (default: all of them).")
+def backgrounds(output: Path, extra: tuple[Path, ...], train_only: Path | None, val_fraction: float | None) -> None:
+    """Scan the installed wallpaper packages (make data installs them) and write the manifest with its split.
+
+    Files are grouped into pictures by content, not name; the --extra folders and the
+    --train-only files are train-only.
+    """
+    from ..data.backgrounds import VAL_FRACTION, WALLPAPER_DIRS, build_manifest, read_train_only, write_manifest
     from ..errors import InputError
 
     for folder in extra:
         if not folder.is_dir():
             raise InputError(f"--extra {folder}: no such directory")
+    seen = read_train_only(train_only) if train_only is not None else set()
     if output.exists() and not (output.is_file() and output.read_bytes().startswith(b"file,package,licence,")):
         raise InputError(f"-o {output}: exists and is not a background manifest; not replacing it")
-    entries = build_manifest(WALLPAPER_DIRS, tuple(str(f) for f in extra))
+    entries = build_manifest(WALLPAPER_DIRS, tuple(str(f) for f in extra),
+                             VAL_FRACTION if val_fraction is None else val_fraction, seen)
     if not entries:
         raise InputError(f"no background found under {', '.join(WALLPAPER_DIRS)}: install the wallpaper packages (make data)")
     write_manifest(entries, output)

@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from . import augment as A
 from .files import read_background
@@ -33,7 +34,7 @@ from .structures import make_structure
 from .transparent import make_transparent
 from .trimaps import band_width, benchmark_trimap, whole_object_trimap
 
-__all__ = ["GENERATORS", "Composite", "make_layer", "load_background", "synthetic_composite"]
+__all__ = ["GENERATORS", "Composite", "make_layer", "load_background", "seen_through", "synthetic_composite"]
 
 GENERATORS = ("transparent", "hair", "structure", "recolour")
 
@@ -52,6 +53,8 @@ def make_layer(rng: np.random.Generator, generator: str, h: int, w: int, photo: 
     """One foreground layer from ``generator`` (see GENERATORS); ``alpha_source`` gives real shapes for ``recolour``."""
     if generator == "transparent":
         return make_transparent(rng, h, w, photo)
+    if generator == "refractive":  # one kind of transparent matter; its own subset in the valset
+        return make_transparent(rng, h, w, photo, "refractive")
     if generator == "hair":
         return make_hair(rng, h, w, photo)
     if generator == "structure":
@@ -77,6 +80,15 @@ def load_background(path: Path, h: int, w: int, rng: np.random.Generator) -> np.
     return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((w, h), A.random_filter(rng)))
 
 
+def seen_through(bg: np.ndarray, refraction: np.ndarray, transmission: np.ndarray | None) -> np.ndarray:
+    """The background ``bg`` (H, W, 3) float as seen through glass: displaced, then tinted and attenuated."""
+    h, w = bg.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    coords = (np.clip(yy + refraction[..., 0], 0, h - 1), np.clip(xx + refraction[..., 1], 0, w - 1))
+    warped = np.stack([ndimage.map_coordinates(bg[..., c], coords, order=1, mode="nearest") for c in range(3)], axis=-1)
+    return warped * transmission if transmission is not None else warped
+
+
 def synthetic_composite(rng: np.random.Generator, h: int, w: int, backgrounds: Sequence[Path],
                         weights: Sequence[float], benchmark_prob: float = 0.5, band_max: float = 0.05,
                         alpha_source: Callable[[], np.ndarray] | None = None,
@@ -93,6 +105,8 @@ def synthetic_composite(rng: np.random.Generator, h: int, w: int, backgrounds: S
     layer = make_layer(rng, generator, h, w, photo, alpha_source)
     bg = load_background(backgrounds[int(i)], h, w, rng).astype(np.float32) / 255.0
     a = np.clip(layer.alpha, 0.0, 1.0)
+    if layer.refraction is not None:
+        bg = seen_through(bg, layer.refraction, layer.transmission)
     image = a[..., None] * layer.fg + (1.0 - a[..., None]) * bg
     alpha = np.rint(a * 255).astype(np.uint8)
     radius = band_width(rng, h, w, band_max)

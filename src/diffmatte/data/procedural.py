@@ -43,6 +43,10 @@ class Layer:
     kind: str
     whole_unknown: bool = False
     opaque: np.ndarray | None = None  # (H, W) bool: parts a trimap may mark foreground
+    # Glass as a camera sees it: the background behind shows through displaced by ``refraction``
+    # ((H, W, 2) pixels, dy and dx) and multiplied by ``transmission`` ((H, W, 3)); None = straight through.
+    refraction: np.ndarray | None = None
+    transmission: np.ndarray | None = None
 
 
 def smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:

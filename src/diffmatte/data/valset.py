@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 VALSET_SEED = 2_000_000_007  # training draws from (seed, key) with small seeds: never this one
 # generator -> how many held-out procedural mattes
-PROCEDURAL = {"transparent": 8, "hair": 5, "structure": 5}
+PROCEDURAL = {"transparent": 8, "hair": 5, "structure": 5, "refractive": 5}
 MEGAPIXELS = (1.0, 2.0)
 
 
