@@ -20,6 +20,7 @@ from diffmatte import evaluation as ev
 from diffmatte.baselines import estimate_alpha
 from diffmatte.cli import cli
 from diffmatte.errors import CheckpointError, InputError
+from diffmatte.evaluation.comparison import compare
 
 H, W = 48, 56
 FG_COLOUR = np.array([220.0, 60.0, 40.0])
@@ -187,7 +188,7 @@ def test_unusable_folder(tmp_path: Path, make, message: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["cf", "knn", "lkm", "rw"])
+@pytest.mark.parametrize("method", ["cf", "cf-amg", "knn", "lkm", "rw"])
 def test_baselines_recover_a_ramp(method: str) -> None:
     image, alpha, trimap = _arrays(0)
     pred = estimate_alpha(method, image, trimap)
@@ -295,6 +296,54 @@ def test_cache_computes_only_what_is_new(tmp_path: Path) -> None:
     # Another seed (or steps, model, method) is another key.
     reseeded = ev.Method(ev.MethodSpec("count", seed=1), method.predict)
     assert ev.evaluate(ds, [reseeded], cache_dir=cache).computed == 4
+
+
+def test_cf_amg_solves_the_same_system_as_cf() -> None:
+    image, _, trimap = _arrays(3, 64, 80)
+    assert np.abs(estimate_alpha("cf-amg", image, trimap) - estimate_alpha("cf", image, trimap)).max() < 2e-3
+
+
+def test_comparison_reports_medians_wins_and_means_with_foreground(tmp_path: Path) -> None:
+    # Four images; on "d" the trimap has no foreground and the baseline answers all zero. The
+    # plain mean then favours the model, the median, the wins and the mean over trimaps with
+    # foreground do not: exactly what the comparison has to show.
+    root = make_composition(tmp_path / "data", names=("a", "b", "c", "d"), dirs=("image", "trimap", "alpha"))
+    image, alpha, trimap = _arrays(9)
+    trimap[trimap == 255] = 128
+    _save(root / "trimap" / "d.png", trimap)
+    (root / "manifest.json").write_text(json.dumps({"images": [
+        {"name": "a", "subset": "hair"}, {"name": "b", "subset": "hair"},
+        {"name": "c", "subset": "glass"}, {"name": "d", "subset": "glass"}]}))
+    ds = ev.load_dataset(root)
+    assert ds.subsets == {"a": "hair", "b": "hair", "c": "glass", "d": "glass"}
+    errors = {"a": 0.02, "b": 0.03, "c": 0.04, "d": 0.3}  # the model's absolute error per image
+
+    def model(img: np.ndarray, tri: np.ndarray) -> np.ndarray:
+        name = next(n for n in "abcd" if np.array_equal(tri, ev_trimaps[n]))
+        gt = np.clip((np.arange(tri.shape[1]) - 0.35 * tri.shape[1]) / (0.3 * tri.shape[1]), 0, 1)
+        return np.clip(np.broadcast_to(gt, tri.shape) + errors[name], 0, 1).astype(np.float32)
+
+    from diffmatte.io import read_trimap_levels, trimap_from_array
+
+    ev_trimaps = {n: trimap_from_array(read_trimap_levels(root / "trimap" / f"{n}.png")) for n in "abcd"}
+    methods = [ev.Method(ev.MethodSpec("model"), model),
+               ev.Method(ev.MethodSpec("cf"), lambda img, tri: estimate_alpha("cf", img, tri).astype(np.float32))]
+    result = ev.evaluate(ds, methods)
+    assert [s.fg_constraint for s in result.scores if s.spec.method == "cf"] == [True, True, True, False]
+    rows = {(r.subset, r.label): r for r in compare(result)}
+    model_all, cf_all = rows[("all", "model")], rows[("all", "cf")]
+    sad = {(s.spec.method, s.image): s.sad for s in result.scores}
+    assert model_all.mean_sad == pytest.approx(np.mean([sad["model", n] for n in "abcd"]))
+    assert model_all.median_sad == pytest.approx(np.median([sad["model", n] for n in "abcd"]))
+    assert (model_all.n_constrained, cf_all.mean_sad_constrained) == (3, pytest.approx(np.mean([sad["cf", n] for n in "abc"])))
+    assert model_all.mean_sad < cf_all.mean_sad  # carried by "d" alone
+    assert str(model_all.against_constrained["cf"]) == "0-3" and str(model_all.against["cf"]) == "1-3"
+    assert rows[("glass", "cf")].n == 2 and rows[("hair", "model")].against["cf"].losses == 2
+    paths = ev.write_reports(result, tmp_path / "out")
+    doc = json.loads(paths["summary_json"].read_text())
+    assert {(c["subset"], c["label"]) for c in doc["comparisons"]} == set(rows)
+    assert "vs cf (all / with fg)" in paths["summary_md"].read_text()
+    assert {r["subset"] for r in read_csv(paths["per_image"])} == {"hair", "glass"}
 
 
 def test_reports_are_replaced_whole_or_not_at_all(tmp_path: Path) -> None:

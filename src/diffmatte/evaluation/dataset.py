@@ -6,8 +6,9 @@ before any method runs. Files are read with :mod:`diffmatte.io`'s readers.
 """
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -57,6 +58,8 @@ class Dataset:
     layout: str  # "composition-1k" or "alphamatting"
     trimap_sets: tuple[str, ...]
     samples: tuple[Sample, ...]  # sorted by image name, then trimap set
+    # image name -> subset ("hair", "transparent", ...) from the folder's manifest.json (`diffmatte data valset`)
+    subsets: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def images(self) -> list[str]:
@@ -120,7 +123,20 @@ def load_dataset(
         problems.append(f"no images found in {folders.image}")
     if problems:
         raise DatasetError(root, problems)
-    return Dataset(root=root, layout=folders.layout, trimap_sets=tuple(sets), samples=tuple(samples))
+    return Dataset(root=root, layout=folders.layout, trimap_sets=tuple(sets), samples=tuple(samples),
+                   subsets=_subsets(root))
+
+
+def _subsets(root: Path) -> dict[str, str]:
+    """The subset of each image named in ``root/manifest.json`` (a validation set's); {} without one."""
+    path = root / "manifest.json"
+    if not path.is_file():
+        return {}
+    try:
+        rows = json.loads(path.read_text()).get("images", [])
+        return {str(r["name"]): str(r["subset"]) for r in rows if "subset" in r}
+    except (ValueError, AttributeError, KeyError, TypeError) as e:
+        raise DatasetError(root, [f"{path}: not a validation-set manifest ({e})"]) from e
 
 
 def _find_folders(root: Path) -> tuple[_Folders | None, list[str]]:

@@ -14,11 +14,12 @@ import sys
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ..writers import atomic_write
+from .comparison import compare, comparison_markdown
 from .methods import MethodSpec
 from .run import METRICS, EvaluationResult, ImageScore
 
@@ -112,7 +113,7 @@ def write_reports(
         "summary_md": out / "summary.md",
         "plot_methods": out / "plots" / "methods.png",
     }
-    _write_csv(paths["per_image"], result.scores)
+    _write_csv(paths["per_image"], result.scores, result.dataset.subsets)
     _write_json(paths["summary_json"], result, rows, command)
     atomic_write(paths["summary_md"], lambda tmp: tmp.write_text(_markdown_report(result, rows, command)))
     _plot_methods(paths["plot_methods"], rows)
@@ -125,14 +126,14 @@ def write_reports(
 
 
 _CSV_COLUMNS = ("method", "model", "model_sha256", "steps", "seed", "trimap_set", "image",
-                *METRICS, "seconds", "cpu_seconds", "cached")
+                *METRICS, "seconds", "cpu_seconds", "cached", "fg_constraint", "subset")
 
 
-def _write_csv(path: Path, scores: Sequence[ImageScore]) -> None:
-    atomic_write(path, lambda tmp: _csv_to(tmp, scores))
+def _write_csv(path: Path, scores: Sequence[ImageScore], subsets: Mapping[str, str]) -> None:
+    atomic_write(path, lambda tmp: _csv_to(tmp, scores, subsets))
 
 
-def _csv_to(path: Path, scores: Sequence[ImageScore]) -> None:
+def _csv_to(path: Path, scores: Sequence[ImageScore], subsets: Mapping[str, str]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(_CSV_COLUMNS)
@@ -141,7 +142,7 @@ def _csv_to(path: Path, scores: Sequence[ImageScore]) -> None:
                 s.spec.method, s.spec.model or "", s.spec.model_sha256 or "",
                 "" if s.spec.steps is None else s.spec.steps, "" if s.spec.seed is None else s.spec.seed,
                 s.trimap_set, s.image, *(repr(getattr(s, m)) for m in METRICS), f"{s.seconds:.4f}",
-                f"{s.cpu_seconds:.4f}", int(s.cached),
+                f"{s.cpu_seconds:.4f}", int(s.cached), int(s.fg_constraint), subsets.get(s.image, ""),
             ])
 
 
@@ -158,6 +159,14 @@ def _write_json(path: Path, result: EvaluationResult, rows: Sequence[SummaryRow]
              **{m: _json_number(getattr(r, m)) for m in METRICS}, "seconds_per_image": r.seconds,
              "cpu_seconds_per_image": _json_number(r.cpu_seconds)}
             for r in rows
+        ],
+        # medians, wins per image and means over the trimaps with foreground (evaluation.comparison)
+        "comparisons": [
+            {**{k: _json_number(v) if isinstance(v, float) else v for k, v in asdict(c).items()
+                if k not in ("against", "against_constrained")},
+             "against": {o: asdict(rec) for o, rec in c.against.items()},
+             "against_constrained": {o: asdict(rec) for o, rec in c.against_constrained.items()}}
+            for c in compare(result)
         ],
     }
     text = json.dumps(doc, indent=2) + "\n"
@@ -187,6 +196,12 @@ def _markdown_report(result: EvaluationResult, rows: Sequence[SummaryRow], comma
         "wall-clock and CPU time of the method's call when the prediction was computed (cached "
         "ones keep those times); for a single-threaded run the CPU time is much less affected "
         "than the wall-clock time by other load on the machine.",
+        "",
+        "Per image: mean and median SAD, the same over the images whose trimap marks some foreground "
+        "(\"with fg\"; without any, closed-form-like methods can only answer 0), and wins-losses(-ties) "
+        "in SAD against each method, over all images / those with foreground.",
+        "",
+        comparison_markdown(compare(result)),
         "",
         f"Machine: {env['cpu']}, {env['cpu_count']} CPUs; thread settings {env['threads']}.",
         "",

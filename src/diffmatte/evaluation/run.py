@@ -161,6 +161,9 @@ class ImageScore:
     seconds: float  # wall-clock time of the method's predict call when it was computed
     cpu_seconds: float  # CPU time of that call (all threads of the process)
     cached: bool  # taken from the cache in this run
+    # the trimap marks some foreground: without any, closed-form-like methods can only answer 0,
+    # so comparisons also report means over the images where this holds (evaluation.comparison)
+    fg_constraint: bool = True
 
 
 @dataclass(frozen=True)
@@ -233,11 +236,12 @@ def evaluate(
         gt = read_alpha_u8(sample.alpha)
         trimap8 = read_trimap_levels(sample.trimap)
         inputs = _Inputs(sample, trimap8)
+        has_fg = bool((trimap8 == 255).any())
         for method in methods:
             pred, timing, cached = _prediction(method, sample, inputs, gt.shape, cache)
             metrics = compute_all(pred, gt, trimap8)
             scores.append(ImageScore(method.spec, sample.name, sample.trimap_set, **metrics,
-                                     **asdict(timing), cached=cached))
+                                     **asdict(timing), cached=cached, fg_constraint=has_fg))
             if progress is not None:
                 progress(1)
     return EvaluationResult(dataset, tuple(m.spec for m in methods), tuple(scores))
