@@ -13,6 +13,7 @@ import dataclasses
 from pathlib import Path
 
 from diffmatte.checkpoint import config_for, load_into, read_state_dict, save_safetensors
+from diffmatte.fusion import FusionConfig
 from diffmatte.hashing import sha256_file
 from diffmatte.models.modeling_diffmatte import DiffMatteNet
 
@@ -23,15 +24,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("--working-megapixels", type=float, required=True)
+    ap.add_argument("--fusion-strength", type=float, default=0.0,
+                    help="turn fusion with closed-form's colour model on at this uniform weight (0 = off)")
+    ap.add_argument("--fusion-iterations", type=int, default=50)
     ap.add_argument("-o", "--output", type=Path, default=DEST)
     args = ap.parse_args()
     sd, stored = read_state_dict(args.checkpoint)
-    config = dataclasses.replace(config_for(sd, None, stored), working_megapixels=args.working_megapixels)
+    fusion = (FusionConfig(strength=args.fusion_strength, floor=args.fusion_strength, iterations=args.fusion_iterations)
+              if args.fusion_strength > 0 else None)
+    config = dataclasses.replace(config_for(sd, None, stored), working_megapixels=args.working_megapixels, fusion=fusion)
     net = DiffMatteNet(config)
     load_into(net, sd, config.name)
     save_safetensors(net, config, args.output)
     digest = sha256_file(args.output)
-    print(f"{args.output}: {config.name}, working_megapixels={config.working_megapixels}, sha256 {digest}")
+    print(f"{args.output}: {config.name}, working_megapixels={config.working_megapixels}, fusion={config.fusion}, "
+          f"sha256 {digest}")
 
 
 if __name__ == "__main__":

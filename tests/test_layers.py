@@ -19,6 +19,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "models": ("pipeline", "registry", "loading", "train", "cli", "evaluation"),
     "registry": ("pipeline", "models", "encoders", "loading", "train", "cli"),
     "hashing": ("io", "models", "encoders", "diffusion", "pipeline", "registry", "cli"),
+    "fusion": ("models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation"),
     "io": ("models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation"),
     "pipeline": ("train", "cli", "evaluation", "loading"),
     "train": ("cli",),

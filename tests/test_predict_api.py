@@ -120,3 +120,28 @@ def test_good_input_gives_no_warning(model: DiffMatte) -> None:
 def test_bad_inputs(model: DiffMatte, image: np.ndarray, trimap: np.ndarray, kwargs: dict, match: str) -> None:
     with pytest.raises(InputError, match=match):
         model.predict(image, trimap, STEPS, **kwargs)
+
+
+def test_seeds_are_one_batch_on_one_encoding_and_give_a_spread() -> None:
+    torch.manual_seed(0)
+    model = DiffMatte.from_config("tiny_vit")
+    rng = np.random.default_rng(0)
+    image = rng.random((48, 56, 3)).astype(np.float32)
+    trimap = np.full((48, 56), 128, np.uint8)
+    trimap[:, :12], trimap[:, -12:] = 0, 255
+    img = torch.from_numpy(image.transpose(2, 0, 1).copy())[None]
+    tri = torch.from_numpy(np.where(trimap == 128, 0.5, trimap / 255).astype(np.float32))[None, None]
+    noise = torch.randn(3, 1, 48, 56, generator=torch.Generator().manual_seed(5))
+    together = model.sample(img, tri, 2, noise=noise).alpha
+    for i in range(3):  # each row is what that noise gives alone
+        assert torch.allclose(together[i], model.sample(img, tri, 2, noise=noise[i : i + 1]).alpha[0], atol=1e-5)
+    alpha, std = model.predict(image, trimap, steps=2, seed=5, seeds=3, uncertainty=True)
+    rows = together[:, 0].numpy()
+    assert np.allclose(alpha, rows.mean(0), atol=1e-5)
+    assert np.all(std[trimap != 128] == 0) and std[trimap == 128].mean() > 0
+    assert np.allclose(std[trimap == 128], rows.std(0)[trimap == 128], atol=1e-5)
+    assert np.array_equal(model.predict(image, trimap, steps=2, seed=5, seeds=3), alpha)
+    for bad, message in ((dict(seeds=0), "seeds must be"), (dict(uncertainty=True), "seeds >= 2"),
+                         (dict(seeds=2, flip_tta=True), "cannot be combined")):
+        with pytest.raises(InputError, match=message):
+            model.predict(image, trimap, steps=2, **bad)

@@ -14,15 +14,17 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from . import checkpoint as ckpt
 from .diffusion.sampler import GaussianDiffusion, SamplerName, StepCallback
 from .errors import InputError
+from .fusion import FusionConfig, confidence_weights, fuse
 from .io import DEFAULT_MAX_PIXELS, load_pair, warn_user
 from .models.configuration import DiffMatteConfig, get_preset
 from .models.fast_decoder import FAST, PLAIN, FastDecoder, InferenceOptions
-from .models.modeling_diffmatte import DiffMatteNet
+from .models.modeling_diffmatte import DiffMatteNet, EncodedImage
 from .runtime import Precision, autocast, check_precision, cpu_has_fast_bf16
 from .transforms import check_trimap_values
 from .upsample import GuidedUpsampler, downscale_image, downscale_trimap, working_shape
@@ -166,7 +168,8 @@ class DiffMatte:
     ) -> MattingOutput:
         """Matte a batch. image (B, 3, H, W) RGB in [0, 1]; trimap (B, 1, H, W) in {0, 0.5, 1}.
 
-        ``noise`` is x_T (B, 1, H, W); when absent it is drawn from ``generator``.
+        ``noise`` is x_T (B, 1, H, W); when absent it is drawn from ``generator``. A noise batch of
+        K x B samples each image K times on one encoding (rows b * K .. b * K + K - 1 are image b's).
         ``on_step(k, x0_hat)`` is called after every step (see GaussianDiffusion.sample).
         """
         if image.dim() != 4 or image.shape[1] != 3:
@@ -180,11 +183,18 @@ class DiffMatte:
         image, trimap = image.to(dev, torch.float32), trimap.to(dev, torch.float32)
         if noise is None:
             noise = torch.randn(trimap.shape, generator=generator, dtype=torch.float32, device="cpu").to(dev)
-        elif noise.shape != trimap.shape:
-            raise InputError(f"noise must have the trimap's shape {tuple(trimap.shape)}, got {tuple(noise.shape)}")
+        elif noise.shape[1:] != trimap.shape[1:] or noise.shape[0] % trimap.shape[0]:
+            raise InputError(f"noise must have the trimap's shape {tuple(trimap.shape)} (or a multiple of its batch: "
+                             f"several samples of each image), got {tuple(noise.shape)}")
+        repeats = noise.shape[0] // trimap.shape[0]
         with self._inference():
             with self._autocast():
                 encoded = self.net.encode(image, trimap)
+            if repeats > 1:
+                # several samples of each image from one encoding: sample i of image b is row b * repeats + i
+                encoded = EncodedImage(encoded.features.repeat_interleave(repeats, 0),
+                                       encoded.condition.repeat_interleave(repeats, 0), encoded.size)
+                trimap = trimap.repeat_interleave(repeats, 0)
 
             def denoise(x_in: Tensor, t: Tensor) -> Tensor:
                 with self._autocast():
@@ -237,7 +247,10 @@ class DiffMatte:
         working_megapixels: float | None = None,
         flip_tta: bool = False,
         on_step: Callable[[int, np.ndarray], None] | None = None,
-    ) -> np.ndarray:
+        fusion: FusionConfig | bool | None = None,
+        seeds: int = 1,
+        uncertainty: bool = False,
+    ) -> Any:
         """Alpha matte for one image.
 
         Args:
@@ -258,16 +271,32 @@ class DiffMatte:
             on_step: called after step k (0-based) with that step's x0 estimate as an (H, W)
                 float32 matte, known regions written (the frame ``trajectory`` would hold);
                 an exception it raises stops the run.
+            fusion: fuse closed-form's colour model with the final matte at the working size
+                (diffmatte.fusion; not the per-step frames). None: the model's own
+                (``config.fusion``; off for official checkpoints); True: the model's or the
+                defaults; False: off; a FusionConfig: that. With ``seeds > 1`` its weights follow
+                the seeds' spread (``FusionConfig.floor``, ``spread_scale``).
+            seeds: sample the matte this many times (seeds ``seed``'s generator draws them in one
+                batch, on one encoding) and return their mean.
+            uncertainty: also return the seeds' per-pixel standard deviation, (H, W) float32,
+                exactly 0 on known pixels: ``(alpha, std)``. Needs ``seeds >= 2``.
 
         Returns:
             (H, W) float32 in [0, 1]; with ``trajectory=True``, (steps, H, W) float32 in [0, 1]
             whose entry i is the x0 estimate after step i + 1 with the known regions written, and
-            whose last entry is the matte returned without ``trajectory``.
+            whose last entry is the matte returned without ``trajectory``; with ``uncertainty``,
+            the pair (matte, standard deviation).
 
         Raises:
             InputError: unreadable input, a side below 32 px, more than ``max_pixels`` pixels,
                 or an image/trimap size mismatch.
         """
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+            raise InputError(f"seeds must be a whole number >= 1, got {seeds!r}")
+        if uncertainty and seeds < 2:
+            raise InputError("uncertainty needs seeds >= 2 (it is the spread of several samples)")
+        if seeds > 1 and (flip_tta or trajectory):
+            raise InputError("seeds > 1 cannot be combined with flip_tta or trajectory")
         img_arr, tri_arr = load_pair(image, trimap, max_pixels=max_pixels)
         img = torch.from_numpy(np.ascontiguousarray(img_arr.transpose(2, 0, 1)))[None]
         tri = torch.from_numpy(tri_arr)[None, None]
@@ -277,6 +306,8 @@ class DiffMatte:
             if on_step is not None:
                 for k in range(steps):
                     on_step(k, known)
+            if uncertainty:
+                return known, np.zeros_like(known)
             return np.repeat(known[None], steps, axis=0) if trajectory else known
         if not bool((tri != 0.5).any()):
             warn_user("the trimap has no known pixels (no 0 or 255): matting still runs, but the quality is lower")
@@ -297,16 +328,32 @@ class DiffMatte:
             # mirror, so the two differ only by what the network does differently on mirrored input.
             noise = torch.randn(tri.shape, generator=generator, dtype=torch.float32)
             img, tri, noise = (torch.cat([x, x.flip(-1)]) for x in (img, tri, noise))
+        elif seeds > 1:
+            noise = torch.randn((seeds, *tri.shape[1:]), generator=generator, dtype=torch.float32)
         else:
             noise = None
+        spread: list[np.ndarray] = []  # the seeds' std at the working size, once the final matte is made
 
         def frame(x0: Tensor) -> Tensor:
             return write_known_regions(((x0 + 1.0) * 0.5).clamp(0.0, 1.0), tri.to(x0.device), official_postprocess)
 
-        def merge(batch: Tensor) -> np.ndarray:
+        fuse_with = self._fusion(fusion)
+        img_np, tri_np = img[0].numpy().transpose(1, 2, 0), tri[0, 0].numpy()
+
+        def merge(batch: Tensor, final: bool = False) -> np.ndarray:
             """(B, 1, h, w) with known regions -> the full-size (H, W) matte."""
             f = batch[:, 0].float().cpu().numpy()
-            matte = 0.5 * (f[0] + f[1][:, ::-1]) if flip_tta else f[0]
+            if flip_tta:
+                matte = 0.5 * (f[0] + f[1][:, ::-1])
+            elif seeds > 1:
+                matte = f.mean(axis=0)
+                if final:
+                    spread.append(np.where(tri_np == 0.5, f.std(axis=0), 0.0).astype(np.float32))
+            else:
+                matte = f[0]
+            if final and fuse_with is not None:
+                weights = confidence_weights(spread[0] if spread else None, matte.shape, fuse_with)
+                matte = fuse(img_np, tri_np, matte, weights, fuse_with)
             if upsample is None:
                 return matte
             up = torch.from_numpy(upsample(matte))[None, None]
@@ -324,11 +371,27 @@ class DiffMatte:
             trajectory=trajectory,
             on_step=report,
         )
-        alpha = merge(out.alpha)
+        alpha = merge(out.alpha, final=True)
+        if uncertainty:
+            std = spread[0]
+            if upsample is not None:
+                std = np.asarray(Image.fromarray(std, mode="F").resize(tri_arr.shape[::-1], Image.BILINEAR))
+            return alpha, np.where(tri_arr == 0.5, std, 0.0).astype(np.float32)
         if not trajectory:
             return alpha
         # The last x0 is the matte itself up to rounding: made exact so the contract holds.
         return np.stack([merge(frame(x0)) for x0 in out.pred_x0_steps[:-1]] + [alpha])
+
+    def _fusion(self, fusion: FusionConfig | bool | None) -> FusionConfig | None:
+        if fusion is None:
+            return self.config.fusion
+        if isinstance(fusion, FusionConfig):
+            return fusion
+        if fusion is True:
+            return self.config.fusion or FusionConfig()
+        if fusion is False:
+            return None
+        raise InputError(f"fusion must be None, True, False or a FusionConfig, got {fusion!r}")
 
     def predict_batch(
         self,
@@ -343,6 +406,7 @@ class DiffMatte:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         working_megapixels: float | None = None,
         flip_tta: bool = False,
+        fusion: FusionConfig | bool | None = None,
     ) -> list[np.ndarray]:
         """Mattes for a list of images, one ``predict`` each with the same arguments.
 
@@ -372,6 +436,7 @@ class DiffMatte:
                 max_pixels=max_pixels,
                 working_megapixels=working_megapixels,
                 flip_tta=flip_tta,
+                fusion=fusion,
             )
             for image, trimap in zip(images, trimaps, strict=True)
         ]

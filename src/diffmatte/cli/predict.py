@@ -80,6 +80,7 @@ class Settings:
     precision: str = "fp32"
     working_megapixels: float | None = None  # None: the model's own
     flip_tta: bool = False
+    fusion: bool | None = None  # None: the model's own (diffmatte.fusion)
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ class Runner:
         frames_wanted = job.trajectory in write
         result = self.model.predict(
             image, trimap, self.s.steps, self.s.seed, trajectory=frames_wanted, max_pixels=self.s.max_pixels,
-            working_megapixels=self.s.working_megapixels, flip_tta=self.s.flip_tta,
+            working_megapixels=self.s.working_megapixels, flip_tta=self.s.flip_tta, fusion=self.s.fusion,
         )
         alpha = result[-1] if frames_wanted else result
         cut = None
@@ -364,6 +365,13 @@ def _run_folder(
     "matted at that size and the matte is brought back to full size guided by the image.",
 )
 @click.option("--flip-tta", is_flag=True, help="Also matte the mirrored image and average the two (twice the time).")
+@click.option(
+    "--fusion/--no-fusion",
+    default=None,
+    help="Fuse closed-form matting's colour model with the matte (where a pixel looks like the nearby "
+    "background it gets a low alpha). Default: the model's own setting (on for the packaged model, off "
+    "for official checkpoints, which then give the official code's output).",
+)
 @band_option
 @model_option
 @steps_option
@@ -389,6 +397,7 @@ def command(
     precision: str,
     resolution: str,
     flip_tta: bool,
+    fusion: bool | None,
     band: int | None,
     model: str,
     steps: int,
@@ -414,6 +423,7 @@ def command(
         precision=precision,
         working_megapixels=_parse_resolution(resolution),
         flip_tta=flip_tta,
+        fusion=fusion,
     )
     runner = Runner(settings)
     echo = _stderr_echo()

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..diffusion.sampler import DiffusionConfig
 from ..encoders import encoder_config, list_encoders
+from ..fusion import FusionConfig
 from .dunet import DUNetConfig
 
 __all__ = ["DiffMatteConfig", "get_preset", "list_presets", "register_preset"]
@@ -23,6 +24,9 @@ class DiffMatteConfig:
     # 0 = always full resolution (every official preset: they were trained on 512-1024 px crops
     # of 2-3 MP Composition-1k images).
     working_megapixels: float = 0.0
+    # Closed-form's colour model fused with the matte at the working size (diffmatte.fusion);
+    # None = off (every official preset: their outputs stay the official code's).
+    fusion: FusionConfig | None = None
 
     def __post_init__(self) -> None:
         if self.encoder not in list_encoders():
@@ -43,6 +47,7 @@ class DiffMatteConfig:
             "decoder": asdict(self.decoder),
             "diffusion": asdict(self.diffusion),
             "working_megapixels": self.working_megapixels,
+            "fusion": asdict(self.fusion) if self.fusion is not None else None,
         }
 
     @classmethod
@@ -55,6 +60,7 @@ class DiffMatteConfig:
                 diffusion=DiffusionConfig(**d.get("diffusion", {})),
                 name=d.get("name", "custom"),
                 working_megapixels=float(d.get("working_megapixels", 0.0)),
+                fusion=FusionConfig(**d["fusion"]) if d.get("fusion") else None,
             )
         except (KeyError, TypeError) as e:
             raise ValueError(f"not a valid DiffMatte config ({e}): {d}") from e

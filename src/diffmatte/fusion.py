@@ -1,0 +1,99 @@
+"""Closed-form matting's colour model fused with the network's matte, at inference.
+
+The network sees shapes; closed-form matting (Levin et al. 2008) sees colours: in every small
+window alpha is close to a linear function of the colour, which is what its matting Laplacian
+``L`` measures. Where a pixel looks like the nearby known background (a scene seen through a
+glass bulb), the colour model says "low alpha" while the network may say "object". The fused
+matte solves, over the unknown pixels ``u`` with the known ones fixed to the trimap::
+
+    (L_uu + diag(lam)) alpha_u = lam * alpha_net_u - L_uk alpha_k
+
+so each unknown pixel trades the colour model against the network's value with its own weight
+``lam``: large where the network is sure (it keeps its matte), small where it is not (the colour
+model decides). Without any weight map the weight is uniform. The solve is conjugate gradients
+from the network's matte with a Jacobi preconditioner and a fixed iteration budget, so it stays
+close to the network where the colours say nothing and costs about a second at 0.5 MP.
+
+NumPy in, NumPy out; pymatting builds the Laplacian.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import cg
+
+__all__ = ["FusionConfig", "confidence_weights", "matting_laplacian", "fuse"]
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """How much the colour model may move the network's matte (all weights per unknown pixel)."""
+
+    strength: float = 1e-3  # lam where the network is sure; the colour model's pull is 1/strength
+    floor: float = 1e-5  # lam where it is least sure (only with a spread map)
+    spread_scale: float = 0.1  # seeds' std at which the weight is halfway down, on a log scale
+    iterations: int = 50  # CG iterations from the network's matte
+    radius: int = 1  # Laplacian window radius (3x3 windows, as closed-form matting)
+    epsilon: float = 1e-7  # Laplacian regulariser (pymatting's default)
+
+    def __post_init__(self) -> None:
+        if not (self.strength > 0 and 0 < self.floor <= self.strength):
+            raise ValueError(f"fusion needs 0 < floor <= strength, got floor {self.floor}, strength {self.strength}")
+        if self.iterations < 1 or self.radius < 1 or self.spread_scale <= 0:
+            raise ValueError("fusion.iterations, fusion.radius and fusion.spread_scale must be positive")
+
+
+def confidence_weights(spread: np.ndarray | None, shape: tuple[int, int], config: FusionConfig) -> np.ndarray:
+    """Per-pixel weights: ``strength`` where the seeds agree, falling to ``floor`` as their std grows.
+
+    Interpolated in log space, so the weight halves its log-distance to the floor at a spread
+    of ``spread_scale``; without a spread map every pixel gets ``strength``.
+    """
+    if spread is None:
+        return np.full(shape, config.strength, np.float64)
+    t = np.asarray(spread, np.float64) / (np.asarray(spread, np.float64) + config.spread_scale)
+    return np.exp((1 - t) * np.log(config.strength) + t * np.log(config.floor))
+
+
+def matting_laplacian(image: np.ndarray, trimap: np.ndarray, config: FusionConfig = FusionConfig()) -> sp.csr_matrix:
+    """Closed-form matting's Laplacian of ``image`` (windows entirely inside the known region left out)."""
+    import pymatting  # compiles its kernels on first import: only runs that fuse pay for it
+
+    return pymatting.cf_laplacian(np.ascontiguousarray(image, np.float64), config.epsilon, config.radius,
+                                  np.asarray(trimap) != 0.5)
+
+
+def fuse(image: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, weights: np.ndarray | float,
+         config: FusionConfig = FusionConfig(), laplacian: sp.csr_matrix | None = None) -> np.ndarray:
+    """The fused matte.
+
+    Args:
+        image: (h, w, 3) float in [0, 1], at the size the network matted.
+        trimap: (h, w) in {0, 0.5, 1}.
+        alpha: (h, w) the network's matte in [0, 1].
+        weights: (h, w) per-pixel weight (``confidence_weights``) or one number for all pixels.
+        laplacian: :func:`matting_laplacian` of this image and trimap, when the caller has it.
+
+    Returns:
+        (h, w) float32 in [0, 1]: known pixels exactly the trimap's, unknown ones fused.
+    """
+    tri = np.asarray(trimap, np.float64)
+    unknown = tri == 0.5
+    out = np.where(unknown, np.clip(alpha, 0, 1), tri).astype(np.float32)
+    if not unknown.any() or unknown.all():
+        return out  # nothing to solve, or no known pixel to anchor the colour model
+    lap = laplacian if laplacian is not None else matting_laplacian(image, tri, config)
+    u = unknown.ravel()
+    rows = lap[u]
+    l_uu, l_uk = rows[:, u], rows[:, ~u]
+    lam = np.broadcast_to(np.asarray(weights, np.float64), tri.shape).ravel()[u]
+    a_net = out.ravel()[u].astype(np.float64)
+    system = (l_uu + sp.diags(lam)).tocsr()
+    rhs = lam * a_net - l_uk @ tri.ravel()[~u]
+    jacobi = sp.diags(1.0 / np.maximum(system.diagonal(), 1e-12))
+    solved, _ = cg(system, rhs, x0=a_net, maxiter=config.iterations, M=jacobi, rtol=1e-10)
+    flat = out.ravel()
+    flat[u] = np.clip(solved, 0, 1)
+    return flat.reshape(tri.shape)
