@@ -55,7 +55,7 @@ parity-bf16: $(STAMP)
 		tests/parity_adapter.py --atol 1 --feat-atol 10 --json benchmarks/results/parity_bf16.json
 
 # The data engine's inputs: Debian's wallpaper packages (needs root or sudo), their manifest
-# with a train/val split by picture, and the fixed composited validation set (runs/valset).
+# with a train/val split by picture content (every picture a training run used is train-only), and the fixed composited validation set (runs/valset).
 WALLPAPERS := gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers ukui-wallpapers desktop-base \
 	lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 sway-backgrounds cinnamon-desktop-data
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -63,11 +63,17 @@ data: $(STAMP)
 	@if ! dpkg -s $(WALLPAPERS) >/dev/null 2>&1; then \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 			--no-install-recommends $(WALLPAPERS); fi
-	$(BIN)/diffmatte data backgrounds -o data/backgrounds.csv --extra ../shared/data/backgrounds
+	$(BIN)/diffmatte data backgrounds -o data/backgrounds.csv --extra ../shared/data/backgrounds \
+		--train-only data/train_only_backgrounds.txt
 
 valset: data
 	$(BIN)/diffmatte data valset -o runs/valset --manifest data/backgrounds.csv \
 		--gt ../shared/data/alphamatting_training_lowres
+
+# Everything a GPU training run reads, in one folder of at most 64 MiB (gpu-data/), for
+# scripts/train_gpu.sh on a machine that has only the repository and this folder.
+gpu-data: valset
+	$(BIN)/python scripts/gpu_data.py -o gpu-data
 
 # The packaged default model (see docs/training.md and the model card), five phases, each
 # from the previous one's best EMA weights: 1 `default` (from ImageNet Lite0 weights),

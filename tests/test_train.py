@@ -215,6 +215,30 @@ def test_short_run_writes_a_complete_run_folder(data_root: Path, tmp_path: Path)
     assert list(run.glob("events.out.tfevents.*"))
 
 
+def test_a_time_budget_ends_the_run_validated_and_checkpointed(data_root: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fake clock: every call is one second later, so a 5-second budget ends after a few steps
+    # of a 100-step schedule, and a 2-second checkpoint interval saves between the step multiples.
+    import diffmatte.train as train_module
+
+    clock = iter(range(10**6))
+    monkeypatch.setattr(train_module.time, "monotonic", lambda: float(next(clock)))
+    saved: list[str] = []
+    real_save = train_module.save_checkpoint
+    monkeypatch.setattr(train_module, "save_checkpoint", lambda dest, *a: (saved.append(dest.name), real_save(dest, *a)))
+    val = make_triplets(tmp_path / "val", n=1)
+    cfg = load_config("tiny_vit", tiny_overrides(
+        data_root, tmp_path, "run_name=slot", "max_steps=100", "checkpoint_every=1000", "time_budget_s=5",
+        "checkpoint_every_s=2", "val.steps=1", f"val.image_dir={val / 'image'}", f"val.alpha_dir={val / 'alpha'}",
+        f"val.trimap_dir={val / 'trimap'}"))
+    result = main(cfg)
+    assert 1 < result.step < 10 and result.best is not None  # validated at its last step
+    state = torch.load(tmp_path / "slot" / "last" / "state.pt", weights_only=True)
+    assert state["step"] == result.step
+    assert (tmp_path / "slot" / "train.log").read_text().count("validation") == 1
+    assert saved.count("last") >= 2 and saved.count("best") == 1  # timed saves before the end's
+
+
 def test_res34_self_align_with_bf16_autocast(data_root: Path, tmp_path: Path) -> None:
     cfg = load_config("tiny_res34", tiny_overrides(data_root, tmp_path, "run_name=amp", "max_steps=2", "stage2_step=1", "precision=bf16"))
     result = main(cfg)
@@ -434,3 +458,42 @@ def test_held_out_images_never_enter_training(tmp_path: Path) -> None:
 
 def test_data_config_is_the_one_the_datasets_read() -> None:
     assert isinstance(TrainConfig().data, DataConfig)
+
+
+@pytest.mark.slow
+def test_the_gpu_training_script_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
+    """scripts/train_gpu.sh as a GPU machine runs it, with a data folder laid out as `make gpu-data`
+    lays it out (tiny images) and a budget of seconds: the run ends by itself, with its weights."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "gpu-data"
+    for sub in ("fg", "am/input", "am/gt", "backgrounds", "valset/image", "valset/alpha", "valset/trimap"):
+        (data / sub).mkdir(parents=True)
+    for i in range(2):
+        rgba = np.dstack([_image(70, 60, i), _alpha(70, 60)])
+        Image.fromarray(rgba).save(data / "fg" / f"cut{i}.png")
+        Image.fromarray(_image(80, 90, 10 + i)).save(data / "am" / "input" / f"GT0{i + 1}.png")
+        Image.fromarray(_alpha(80, 90)).save(data / "am" / "gt" / f"GT0{i + 1}.png")
+        Image.fromarray(_image(120, 150, 20 + i)).save(data / "backgrounds" / f"bg{i}.jpg")
+    (data / "backgrounds.csv").write_text("file,package,licence,width,height,group,split\n"
+                                          "backgrounds/bg0.jpg,,,150,120,g0,train\nbackgrounds/bg1.jpg,,,150,120,g1,train\n")
+    make_triplets(tmp_path / "v", n=1)
+    for sub in ("image", "alpha", "trimap"):
+        (data / "valset" / sub / "0.png").write_bytes((tmp_path / "v" / sub / "0.png").read_bytes())
+    repo = Path(__file__).resolve().parents[1]
+    sets = ["time_budget_s=3", "checkpoint_every_s=1", "batch_size=2", "threads=1", "progress=false",
+            "data.crop_size=64", "data.max_side=96", "data.trimap_size=96", "data.num_workers=0",
+            "data.synth_count=2", "data.synth_long_side=[64, 96]", "val.max_side=64", "val.steps=1"]
+    out = tmp_path / "runs" / "gpu"
+    proc = subprocess.run(
+        ["bash", str(repo / "scripts" / "train_gpu.sh"), str(out), "1", *(x for s in sets for x in ("--set", s))],
+        env={**os.environ, "PYTHON": sys.executable, "GPU_DATA": str(data)}, capture_output=True, text=True,
+        timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "on cpu" in proc.stdout
+    state = torch.load(out / "last" / "state.pt", weights_only=True)
+    assert 0 < state["step"] < 30000  # ended by the budget, not the schedule
+    assert {p.name for p in (out / "best").iterdir()} == {"model.safetensors", "ema.safetensors", "state.pt"}
+    assert (out / "config.toml").is_file() and "validation" in (out / "train.log").read_text()
+    assert load_config(str(out / "config.toml")).name == "default_gpu"

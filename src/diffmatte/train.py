@@ -465,6 +465,7 @@ def _run(
     sums: dict[str, Tensor] = {}
     interval_steps, interval_start = 0, time.perf_counter()
     end = cfg.max_steps if stop_after is None else min(cfg.max_steps, step + stop_after)
+    started = last_checkpoint = time.monotonic()
     while step < end:
         batch = next(batches)
         image, alpha, trimap = (batch[k].to(device, non_blocking=True) for k in ("image", "alpha", "trimap"))
@@ -501,6 +502,9 @@ def _run(
         if grad_norm is not None:
             sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm.detach()
 
+        if cfg.time_budget_s and _agreed(time.monotonic() - started >= cfg.time_budget_s, dist):
+            end = step  # out of time: this step is the last (validated, checkpointed)
+
         # 3. log: interval means averaged over ranks
         if step % cfg.log_every == 0 or step == end:
             names = sorted(sums)
@@ -530,7 +534,8 @@ def _run(
 
         # 4. validate on rank 0 (the others wait at the next all-reduce), keep the best
         last_step = step == end
-        validate = bool(cfg.val.image_dir) and ((cfg.val_every and step % cfg.val_every == 0) or step == cfg.max_steps)
+        validate = bool(cfg.val.image_dir) and ((cfg.val_every and step % cfg.val_every == 0) or step == cfg.max_steps
+                                                or (last_step and end < cfg.max_steps and bool(cfg.time_budget_s)))
         if validate:
             _sync_buffers(net, ema, dist.world_size)  # `best` gets the same statistics as `last`
         if validate and val_set is not None:
@@ -545,7 +550,9 @@ def _run(
             interval_start = time.perf_counter()
 
         # 5. checkpoint `last`
-        if step % cfg.checkpoint_every == 0 or last_step:
+        timed = bool(cfg.checkpoint_every_s) and _agreed(time.monotonic() - last_checkpoint >= cfg.checkpoint_every_s, dist)
+        if step % cfg.checkpoint_every == 0 or last_step or timed:
+            last_checkpoint = time.monotonic()
             _sync_buffers(net, ema, dist.world_size)
             if dist.main:
                 save_checkpoint(run_dir / "last", _state(cfg, step, best, optimizer, dist), net, ema)
@@ -559,6 +566,15 @@ def _run(
         log.warning("%d bad files were skipped (listed above)", len(report.skipped))
     log.info("done: step %d of %d, run folder %s", step, cfg.max_steps, run_dir)
     return TrainResult(net, step, run_dir, best, len(report.skipped))
+
+
+def _agreed(flag: bool, dist: _Dist) -> bool:
+    """True on every rank if it is true on rank 0 (clocks differ between processes)."""
+    if dist.world_size == 1:
+        return flag
+    t = torch.tensor([float(flag)], device=dist.device)
+    torch_dist.broadcast(t, 0)
+    return bool(t.item())
 
 
 def _batches(loader: DataLoader, sampler: EpochSampler, step: int, per_epoch: int, batch_size: int) -> Any:
