@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo serve test parity parity-bf16 bench data valset gpu-data train-default train-engine clean
+.PHONY: setup browser demo serve test parity parity-bf16 bench data valset gpu-data train-default train-engine train-glass clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -80,7 +80,7 @@ gpu-data: valset
 # 2 `default_continue`, 3 `default_refine` (cutouts and GT01-GT18, chosen on GT19-GT27 at 400 px),
 # 4 `default_engine` and 5 `default_balance` (the data engine; checkpoints chosen on the composited
 # validation set of `make valset`). Phase 5's best EMA goes into the package with its working size
-# (0.5 MP). Each phase resumes its run folder if one is there, so it can be stopped and started
+# (0.5 MP); phase 6 (train-glass) then replaces it. Each phase resumes its run folder if one is there, so it can be stopped and started
 # again; `make train-engine` runs phases 4 and 5 only (from runs/default-3).
 train-default: $(STAMP)
 	if [ -d runs/default ]; then $(BIN)/diffmatte train --resume runs/default; \
@@ -96,7 +96,16 @@ train-engine: valset
 	else $(BIN)/diffmatte train default_engine --set run_name=default-4; fi
 	if [ -d runs/default-5 ]; then $(BIN)/diffmatte train --resume runs/default-5; \
 	else $(BIN)/diffmatte train default_balance --set run_name=default-5; fi
-	$(BIN)/python scripts/package_default.py runs/default-5/best/ema.safetensors --working-megapixels 0.5
+	$(MAKE) train-glass
+
+# Phase 6 (`default_glass`, issue 22): refractive glass and the content split, from phase 5's
+# best EMA (runs/default-5).
+# Its best EMA goes into the package with the working size and fusion with closed-form's colour model.
+train-glass: $(STAMP)
+	if [ -d runs/default-6 ]; then $(BIN)/diffmatte train --resume runs/default-6; \
+	else $(BIN)/diffmatte train default_glass --set run_name=default-6; fi
+	$(BIN)/python scripts/package_default.py runs/default-6/best/ema.safetensors --working-megapixels 0.5 \
+		--fusion-strength 1e-4 --fusion-iterations 400
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py

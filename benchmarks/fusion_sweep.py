@@ -42,8 +42,12 @@ def _variants() -> dict[str, tuple[str, FusionConfig | None, bool]]:
                 cfg = FusionConfig(strength=hi, floor=lo, spread_scale=scale)
                 out[f"spread {hi:g}/{lo:g}/{scale:g}"] = ("seed0", cfg, True)
     out["mean+spread 0.001/1e-05/0.05"] = ("mean", FusionConfig(strength=1e-3, floor=1e-5, spread_scale=0.05), True)
-    for iterations in (20, 100, 200):
+    for iterations in (20, 100, 200, 400, 1000):
         out[f"uniform 1e-05 x{iterations}"] = ("seed0", FusionConfig(strength=1e-5, floor=1e-5, iterations=iterations), False)
+    for lam in (1e-4, 1e-3, 1e-2):
+        for iterations in (400, 1000):
+            out[f"uniform {lam:g} x{iterations}"] = ("seed0", FusionConfig(strength=lam, floor=lam, iterations=iterations),
+                                                     False)
     out["mean uniform 1e-05"] = ("mean", FusionConfig(strength=1e-5, floor=1e-5), False)
     return out
 
@@ -69,7 +73,7 @@ def main() -> None:
     ap.add_argument("--images", default="")
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--model", default="default")
+    ap.add_argument("--model", default="default", help="its fusion setting is ignored: the network alone runs")
     ap.add_argument("--cache", type=Path, default=Path("runs/fusion_cache"))
     ap.add_argument("--variants", default="", help="comma-separated globs of variant names (default: all)")
     ap.add_argument("--json", type=Path)
@@ -90,10 +94,10 @@ def main() -> None:
         low = working_shape(*tri.shape, megapixels)
         img_low, tri_low = (downscale_image(image, low), downscale_trimap(tri, low)) if low != tri.shape else (image, tri)
         cache = args.cache / f"{args.data.name}-{args.trimap_set or 'own'}" / f"{name}-{tag}.npz"
-        if cache.is_file():
-            mattes = np.load(cache)["mattes"]
+        if cache.is_file() and len(np.load(cache)["mattes"]) >= args.seeds:
+            mattes = np.load(cache)["mattes"][: args.seeds]
         else:
-            mattes = np.stack([model.predict(img_low, tri_low, steps=args.steps, seed=s, working_megapixels=0)
+            mattes = np.stack([model.predict(img_low, tri_low, steps=args.steps, seed=s, working_megapixels=0, fusion=False)
                                for s in range(args.seeds)])
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(cache, mattes=mattes)

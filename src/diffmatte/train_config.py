@@ -239,7 +239,8 @@ def _build_train_presets() -> dict[str, TrainConfig]:
     # more, and backgrounds come from the content-grouped split, whose validation side no phase
     # has seen. Chosen on the rebuilt composited validation set (`make valset`).
     default_glass = dataclasses.replace(
-        default_balance, name="default_glass", seed=8686, init_checkpoint="src/diffmatte/weights/default.safetensors",
+        # (the run of 2026-12-04 started from the package, which then held exactly these tensors)
+        default_balance, name="default_glass", seed=8686, init_checkpoint="runs/default-5/best/ema.safetensors",
         max_steps=2000, val_every=250,
         data=dataclasses.replace(default_balance.data, synth_weights=(0.45, 0.2, 0.2, 0.15)),
         optim=OptimConfig(lr=5e-5, warmup_steps=50, milestones=(1500,), factors=(1.0, 0.2), grad_clip=1.0,
@@ -251,7 +252,8 @@ def _build_train_presets() -> dict[str, TrainConfig]:
     # workers. The step schedule is long; the time budget (time_budget_s, set by the script)
     # ends the run, and `last` is saved every minute.
     default_gpu = dataclasses.replace(
-        default_glass, name="default_gpu", seed=8787, batch_size=16, max_steps=30000, threads=0, device="auto",
+        default_glass, name="default_gpu", seed=8787, init_checkpoint="src/diffmatte/weights/default.safetensors",
+        batch_size=16, max_steps=30000, threads=0, device="auto",
         log_every=20, image_every=0, val_every=500, checkpoint_every=1000, checkpoint_every_s=60.0,
         data=dataclasses.replace(
             default_glass.data, fg_dir="gpu-data/fg", bg_manifest="gpu-data/backgrounds.csv",
