@@ -48,6 +48,8 @@ def _variants() -> dict[str, tuple[str, FusionConfig | None, bool]]:
         for iterations in (400, 1000):
             out[f"uniform {lam:g} x{iterations}"] = ("seed0", FusionConfig(strength=lam, floor=lam, iterations=iterations),
                                                      False)
+    out["uniform 0.0001 ichol"] = ("seed0", FusionConfig(strength=1e-4, floor=1e-4, iterations=400,
+                                                         preconditioner="ichol", tolerance=1e-6), False)
     out["mean uniform 1e-05"] = ("mean", FusionConfig(strength=1e-5, floor=1e-5), False)
     return out
 

@@ -84,3 +84,14 @@ def test_predict_fuses_the_final_matte_only_when_asked() -> None:
     assert np.array_equal(on.predict(image, trimap, steps=2, seed=3, fusion=False), plain)
     steps = on.predict(image, trimap, steps=2, seed=3, trajectory=True)
     assert np.array_equal(steps[-1], fused)  # the trajectory still ends at the returned matte
+
+
+def test_ichol_reaches_the_answer_many_jacobi_iterations_approach() -> None:
+    image, trimap, alpha = _scene()
+    net = np.clip(alpha + 0.3 * (np.arange(alpha.size).reshape(alpha.shape) % 7 == 0), 0, 1)
+    jacobi = fuse(image, trimap, net, 1e-4, FusionConfig(strength=1e-4, floor=1e-4, iterations=5000))
+    ichol = fuse(image, trimap, net, 1e-4, FusionConfig(strength=1e-4, floor=1e-4, iterations=400,
+                                                        preconditioner="ichol", tolerance=1e-8))
+    assert np.abs(ichol - jacobi).max() < 1e-3
+    with pytest.raises(ValueError, match="preconditioner"):
+        FusionConfig(preconditioner="amg")
