@@ -470,3 +470,28 @@ def test_model_names_tell_run_folders_apart(tmp_path: Path) -> None:
     same = tmp_path / "x/ema.safetensors"
     names = _model_names({"e" * 64: (str(same), same), "f" * 64: (str(same), same)})
     assert names == {"e" * 64: "ema-eeeeeeee", "f" * 64: "ema-ffffffff"}
+
+
+def test_a_solver_that_does_not_converge_leaves_that_image_empty_and_the_run_goes_on(tmp_path: Path, monkeypatch) -> None:
+    from diffmatte import baselines
+
+    def stuck(image, trimap):  # what pymatting's cg raises after 10000 iterations
+        raise ValueError("Conjugate gradient descent did not converge within 10000 iterations")
+
+    monkeypatch.setattr(baselines, "_solver", lambda method: stuck)
+    image, _, trimap = _arrays(0)
+    with pytest.raises(baselines.NoSolution, match="cf: Conjugate gradient"):
+        estimate_alpha("cf", image, trimap)
+    ds = ev.load_dataset(make_alphamatting(tmp_path / "data", sets=("Trimap1",)))
+    first = [True]
+
+    def sometimes(img: np.ndarray, tri: np.ndarray) -> np.ndarray:
+        if first.pop() if first else False:
+            return estimate_alpha("cf", img, tri)  # raises NoSolution on the first image
+        return tri.astype(np.float32)
+
+    result = ev.evaluate(ds, [ev.Method(ev.MethodSpec("cf"), sometimes)], cache_dir=tmp_path / "cache")
+    sads = [s.sad for s in result.scores]
+    assert np.isnan(sads[0]) and np.isfinite(sads[1])
+    paths = ev.write_reports(result, tmp_path / "out")
+    assert json.loads(paths["summary_json"].read_text())["results"][0]["sad"] == pytest.approx(sads[1])

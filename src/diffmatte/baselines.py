@@ -27,10 +27,10 @@ from typing import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import InputError
+from .errors import DiffMatteError, InputError
 from .io import trimap_from_array
 
-__all__ = ["CLASSICAL_METHODS", "estimate_alpha", "pymatting_version"]
+__all__ = ["CLASSICAL_METHODS", "NoSolution", "estimate_alpha", "pymatting_version"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,10 @@ CLASSICAL_METHODS: dict[str, str] = {
 _LKM_MIN_SIDE = 4 * 10 + 1
 
 _SolverFn = Callable[[NDArray[np.float64], NDArray[np.float64]], NDArray[np.float64]]
+
+
+class NoSolution(DiffMatteError):
+    """The solver did not converge (pymatting's CG stops after 10000 iterations): no matte to score."""
 
 
 def pymatting_version() -> str:
@@ -131,6 +135,8 @@ def estimate_alpha(method: str, image: NDArray, trimap: NDArray) -> NDArray[np.f
         If the shapes or value ranges are wrong, the image is too small for "lkm" (41 px per
         side), or the trimap has no known pixel at all (every constant matte then fits the
         equations equally well, so there is no answer to give).
+    NoSolution
+        If the solver's conjugate gradients do not converge (pymatting's 10000 iterations).
     """
     if method not in CLASSICAL_METHODS:
         raise ValueError(f"unknown classical method {method!r}; known: {', '.join(CLASSICAL_METHODS)}")
@@ -143,7 +149,12 @@ def estimate_alpha(method: str, image: NDArray, trimap: NDArray) -> NDArray[np.f
         return known_only
     if method == "lkm" and min(tri.shape) < _LKM_MIN_SIDE:
         raise InputError(f"lkm needs images of at least {_LKM_MIN_SIDE} px per side, got {tri.shape[1]}x{tri.shape[0]}")
-    alpha = np.asarray(_quietly(_solver(method), img, tri), dtype=np.float64).reshape(tri.shape)
+    try:
+        alpha = np.asarray(_quietly(_solver(method), img, tri), dtype=np.float64).reshape(tri.shape)
+    except ValueError as e:
+        if "did not converge" not in str(e):
+            raise
+        raise NoSolution(f"{method}: {e}") from e
     # KNN, LKM and RW only pull known pixels towards 0 and 1 (soft constraints). Writing the
     # trimap's known regions, as DiffMatte's pipeline does, makes the comparison differ only
     # in the unknown region; Grad and Conn would otherwise see the known pixels' residue.

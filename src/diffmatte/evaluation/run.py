@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+from ..baselines import NoSolution
 from ..errors import DiffMatteError
 from ..io import read_alpha_u8, read_trimap_levels
 from ..metrics import compute_all
@@ -238,7 +239,16 @@ def evaluate(
         inputs = _Inputs(sample, trimap8)
         has_fg = bool((trimap8 == 255).any())
         for method in methods:
-            pred, timing, cached = _prediction(method, sample, inputs, gt.shape, cache)
+            try:
+                pred, timing, cached = _prediction(method, sample, inputs, gt.shape, cache)
+            except NoSolution as e:
+                # one image a solver cannot solve is a result (no matte), not the end of the run
+                logger.warning("%s: %s; its metrics are left empty", _where(method.spec, sample), e)
+                scores.append(ImageScore(method.spec, sample.name, sample.trimap_set, math.nan, math.nan, math.nan,
+                                         math.nan, math.nan, math.nan, cached=False, fg_constraint=has_fg))
+                if progress is not None:
+                    progress(1)
+                continue
             metrics = compute_all(pred, gt, trimap8)
             scores.append(ImageScore(method.spec, sample.name, sample.trimap_set, **metrics,
                                      **asdict(timing), cached=cached, fg_constraint=has_fg))
