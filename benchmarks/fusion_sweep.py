@@ -6,7 +6,7 @@
 
 The network runs once per image and seed, at the model's working size, exactly as
 ``DiffMatte.predict`` does (same downscaling, seeds 0..K-1, 10 steps); its low-resolution mattes
-are cached in ``--cache``. Every variant then fuses (diffmatte.fusion) at that size, is brought
+are cached in ``--cache``, keyed by the weights' sha256. Every variant then fuses (diffmatte.fusion) at that size, is brought
 back with the guided upsampler and scored at full size the DIM way (8-bit, SAD over the unknown
 region). Variants: the plain network (seed 0), the seeds' mean, uniform weights, and weights
 from the seeds' spread. Prints a table (mean, median, wins against the plain network) and
@@ -25,8 +25,10 @@ import numpy as np
 
 from diffmatte import load_model
 from diffmatte.fusion import FusionConfig, confidence_weights, fuse, matting_laplacian
+from diffmatte.hashing import sha256_file
 from diffmatte.io import read_alpha_u8, read_image, read_trimap_levels, trimap_from_array
 from diffmatte.metrics import sad
+from diffmatte.registry import resolve_model_path
 from diffmatte.selection import select_names
 from diffmatte.upsample import GuidedUpsampler, downscale_image, downscale_trimap, working_shape
 
@@ -88,7 +90,8 @@ def main() -> None:
         variants = {k: v for k, v in variants.items() if k == "net" or any(fnmatch.fnmatchcase(k, w) for w in wanted)}
     per_image: dict[str, dict[str, float]] = {}
     seconds: dict[str, list[float]] = {k: [] for k in variants}
-    tag = f"{args.model.replace('/', '_')}-{args.steps}"
+    # keyed by the weights' hash, not the name: "default" names other weights after a repackaging
+    tag = f"{sha256_file(resolve_model_path(args.model))[:16]}-{args.steps}"
     for name, image_path, alpha_path, trimap_path in _samples(args):
         image, gt = read_image(image_path), read_alpha_u8(alpha_path)
         tri8 = read_trimap_levels(trimap_path)
@@ -96,8 +99,9 @@ def main() -> None:
         low = working_shape(*tri.shape, megapixels)
         img_low, tri_low = (downscale_image(image, low), downscale_trimap(tri, low)) if low != tri.shape else (image, tri)
         cache = args.cache / f"{args.data.name}-{args.trimap_set or 'own'}" / f"{name}-{tag}.npz"
-        if cache.is_file() and len(np.load(cache)["mattes"]) >= args.seeds:
-            mattes = np.load(cache)["mattes"][: args.seeds]
+        cached = np.load(cache)["mattes"] if cache.is_file() else np.empty((0,))
+        if len(cached) >= args.seeds:
+            mattes = cached[: args.seeds]
         else:
             mattes = np.stack([model.predict(img_low, tri_low, steps=args.steps, seed=s, working_megapixels=0, fusion=False)
                                for s in range(args.seeds)])

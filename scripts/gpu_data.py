@@ -31,13 +31,13 @@ LIMIT = 64 * 2**20
 SHARED = Path("../shared/data")
 
 
-def _shrink(src: Path, dst: Path, long_side: int, quality: int | None, mode: str) -> None:
+def _shrink(src: Path, dst: Path, long_side: int, quality: int | None, mode: str,
+            resample: Image.Resampling = Image.LANCZOS) -> None:
     with Image.open(src) as im:
         im = im.convert(mode)
         scale = long_side / max(im.size)
         if scale < 1:
-            im = im.resize((round(im.width * scale), round(im.height * scale)),
-                           Image.LANCZOS if mode == "RGB" else (Image.NEAREST if "trimap" in str(dst) else Image.BILINEAR))
+            im = im.resize((round(im.width * scale), round(im.height * scale)), resample)
         dst.parent.mkdir(parents=True, exist_ok=True)
         im.save(dst, quality=quality) if quality else im.save(dst)
 
@@ -73,8 +73,11 @@ def main() -> int:
     for image in sorted((args.valset / "image").glob("*.png")):
         name = image.stem
         _shrink(image, out / "valset" / "image" / f"{name}.jpg", 800, 95, "RGB")
-        _shrink(args.valset / "alpha" / f"{name}.png", out / "valset" / "alpha" / f"{name}.png", 800, None, "L")
-        _shrink(args.valset / "trimap" / f"{name}.png", out / "valset" / "trimap" / f"{name}.png", 800, None, "L")
+        _shrink(args.valset / "alpha" / f"{name}.png", out / "valset" / "alpha" / f"{name}.png", 800, None, "L",
+                Image.BILINEAR)
+        # nearest: a trimap keeps its three levels
+        _shrink(args.valset / "trimap" / f"{name}.png", out / "valset" / "trimap" / f"{name}.png", 800, None, "L",
+                Image.NEAREST)
     if (args.valset / "manifest.json").is_file():
         shutil.copy(args.valset / "manifest.json", out / "valset" / "manifest.json")
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

@@ -113,22 +113,32 @@ def _vessel(rng: np.random.Generator, h: int, w: int, photo: np.ndarray, tinted:
     if dark_rim:
         edge = np.exp(-inside / rim_w)[..., None]
         fg = fg * (1 - 0.7 * edge)
-    # specular highlights: small elongated near-opaque white spots
-    for _ in range(int(rng.integers(1, 5))):
-        cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
-        spot = soft_threshold(blob_field(rng, h, w, cy, cx, rng.uniform(0.01, 0.06) * m, rng.uniform(0.005, 0.02) * m,
-                                         roughness=0.1, angle=rng.uniform(0, np.pi)), 1.0) * mask
-        strength = rng.uniform(0.6, 1.0)
-        alpha = np.maximum(alpha, strength * spot)
-        fg = fg * (1 - spot[..., None]) + spot[..., None] * rng.uniform(0.9, 1.0)
-    opaque = None
-    if cap is not None:
-        cap_fg = photo_colours(photo, h, w, rng, blur=1.0) * rng.uniform(0.4, 1.0)
-        fg = fg * (1 - cap[..., None]) + cap_fg * cap[..., None]
-        alpha = np.maximum(alpha, cap)
-        opaque = cap > 0.99
+    fg, alpha = _highlights(rng, h, w, mask, fg, alpha, min_width=0.005)
+    fg, alpha, opaque = _with_cap(rng, h, w, photo, cap, fg, alpha)
     return Layer(np.clip(fg, 0, 1).astype(np.float32), alpha.astype(np.float32), "plastic" if tinted else "glass",
                  whole_unknown=True, opaque=opaque)
+
+
+def _highlights(rng: np.random.Generator, h: int, w: int, mask: np.ndarray, fg: np.ndarray, alpha: np.ndarray,
+                min_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Specular highlights: 1-4 small elongated near-opaque white spots inside ``mask``."""
+    m = min(h, w)
+    for _ in range(int(rng.integers(1, 5))):
+        cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+        spot = soft_threshold(blob_field(rng, h, w, cy, cx, rng.uniform(0.01, 0.06) * m, rng.uniform(min_width, 0.02) * m,
+                                         roughness=0.1, angle=rng.uniform(0, np.pi)), 1.0) * mask
+        alpha = np.maximum(alpha, rng.uniform(0.6, 1.0) * spot)
+        fg = fg * (1 - spot[..., None]) + spot[..., None] * rng.uniform(0.9, 1.0)
+    return fg, alpha
+
+
+def _with_cap(rng: np.random.Generator, h: int, w: int, photo: np.ndarray, cap: np.ndarray | None, fg: np.ndarray,
+              alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """An opaque cap or base with a photo's colours over the glass; its solid part is the trimap's foreground."""
+    if cap is None:
+        return fg, alpha, None
+    cap_fg = photo_colours(photo, h, w, rng, blur=1.0) * rng.uniform(0.4, 1.0)
+    return fg * (1 - cap[..., None]) + cap_fg * cap[..., None], np.maximum(alpha, cap), cap > 0.99
 
 
 def _smoke(rng: np.random.Generator, h: int, w: int) -> Layer:
@@ -231,12 +241,7 @@ def _refractive(rng: np.random.Generator, h: int, w: int, photo: np.ndarray) -> 
     alpha = rng.uniform(0.016, 0.08) * mask + rng.uniform(0.3, 0.9) * edge
     fg = palette_colours(rng, h, w, np.full(3, rng.uniform(0.05, 0.3) if rng.random() < 0.5 else rng.uniform(0.7, 1.0)),
                          variation=0.15)
-    for _ in range(int(rng.integers(1, 5))):
-        sy, sx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
-        spot = soft_threshold(blob_field(rng, h, w, sy, sx, rng.uniform(0.01, 0.06) * m, rng.uniform(0.004, 0.02) * m,
-                                         roughness=0.1, angle=rng.uniform(0, np.pi)), 1.0) * mask
-        alpha = np.maximum(alpha, rng.uniform(0.6, 1.0) * spot)
-        fg = fg * (1 - spot[..., None]) + spot[..., None] * rng.uniform(0.9, 1.0)
+    fg, alpha = _highlights(rng, h, w, mask, fg, alpha, min_width=0.004)
     if rng.random() < 0.5:  # a filament: thin near-opaque wires inside a bulb
         ys, xs = np.nonzero(inside > 0.3 * depth)
         if len(ys):
@@ -252,12 +257,8 @@ def _refractive(rng: np.random.Generator, h: int, w: int, photo: np.ndarray) -> 
             wire = render_strokes(h, w, strokes) * mask
             alpha = np.maximum(alpha, wire)
             fg = fg * (1 - wire[..., None]) + wire[..., None] * rng.uniform(0.1, 0.9)
-    opaque = None
+    fg, alpha, opaque = _with_cap(rng, h, w, photo, cap, fg, alpha)
     if cap is not None:
-        cap_fg = photo_colours(photo, h, w, rng, blur=1.0) * rng.uniform(0.4, 1.0)
-        fg = fg * (1 - cap[..., None]) + cap_fg * cap[..., None]
-        alpha = np.maximum(alpha, cap)
-        opaque = cap > 0.99
         refraction = refraction * (1 - cap[..., None])
     return Layer(np.clip(fg, 0, 1).astype(np.float32), np.clip(alpha, 0, 1).astype(np.float32), "refractive",
                  whole_unknown=True, opaque=opaque, refraction=refraction, transmission=transmission.astype(np.float32))
