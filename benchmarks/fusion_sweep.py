@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from diffmatte import load_model
-from diffmatte.fusion import FusionConfig, confidence_weights, fuse, matting_laplacian
+from diffmatte.fusion import FusionConfig, confidence_weights, fuse, matting_system
 from diffmatte.hashing import sha256_file
 from diffmatte.io import read_alpha_u8, read_image, read_trimap_levels, trimap_from_array
 from diffmatte.metrics import sad
@@ -109,14 +109,14 @@ def main() -> None:
             np.savez_compressed(cache, mattes=mattes)
         upsample = GuidedUpsampler(img_low, image) if low != tri.shape else None
         spread = mattes.std(axis=0)
-        laplacian = matting_laplacian(img_low, tri_low) if (tri_low == 0.5).any() else None
+        system = matting_system(img_low, tri_low) if (tri_low == 0.5).any() else None
         per_image[name] = {}
         for key, (base, cfg, use_spread) in variants.items():
             t0 = time.perf_counter()
             a = mattes[0] if base == "seed0" else mattes.mean(axis=0)
             if cfg is not None:
                 w = confidence_weights(spread if use_spread else None, tri_low.shape, cfg)
-                a = fuse(img_low, tri_low, a, w, cfg, laplacian)
+                a = fuse(img_low, tri_low, a, w, cfg, system)
             full = upsample(a) if upsample is not None else a
             full = np.where(tri == 0.5, full, tri)
             seconds[key].append(time.perf_counter() - t0)

@@ -12,9 +12,11 @@ so each unknown pixel trades the colour model against the network's value with i
 ``lam``: large where the network is sure (it keeps its matte), small where it is not (the colour
 model decides). Without any weight map the weight is uniform. The solve is conjugate gradients
 from the network's matte with a Jacobi preconditioner and a fixed iteration budget, so it stays
-close to the network where the colours say nothing and costs about a second at 0.5 MP.
+close to the network where the colours say nothing. The system is built without pymatting
+(:mod:`diffmatte.laplacian`) and solved with PyTorch's sparse products: about 1.2 s at 0.5 MP on
+two cores, against 2.9 s through pymatting's kernel and SciPy's solver in a fresh process.
 
-NumPy in, NumPy out; pymatting builds the Laplacian.
+NumPy in, NumPy out.
 """
 from __future__ import annotations
 
@@ -22,9 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import cg
 
-__all__ = ["FusionConfig", "confidence_weights", "matting_laplacian", "fuse"]
+__all__ = ["FusionConfig", "confidence_weights", "matting_system", "fuse"]
+
+# (L_uu, L_uk @ alpha_k): closed-form's Laplacian over the unknown pixels (diffmatte.laplacian)
+System = tuple[sp.csr_matrix, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -63,16 +67,15 @@ def confidence_weights(spread: np.ndarray | None, shape: tuple[int, int], config
     return np.exp((1 - t) * np.log(config.strength) + t * np.log(config.floor))
 
 
-def matting_laplacian(image: np.ndarray, trimap: np.ndarray, config: FusionConfig = FusionConfig()) -> sp.csr_matrix:
-    """Closed-form matting's Laplacian of ``image`` (windows entirely inside the known region left out)."""
-    import pymatting  # compiles its kernels on first import: only runs that fuse pay for it
+def matting_system(image: np.ndarray, trimap: np.ndarray, config: FusionConfig = FusionConfig()) -> System:
+    """Closed-form matting's Laplacian of ``image`` over the unknown pixels of ``trimap``."""
+    from .laplacian import unknown_system
 
-    return pymatting.cf_laplacian(np.ascontiguousarray(image, np.float64), config.epsilon, config.radius,
-                                  np.asarray(trimap) != 0.5)
+    return unknown_system(image, trimap, config.epsilon, config.radius)
 
 
 def fuse(image: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, weights: np.ndarray | float,
-         config: FusionConfig = FusionConfig(), laplacian: sp.csr_matrix | None = None) -> np.ndarray:
+         config: FusionConfig = FusionConfig(), system: System | None = None) -> np.ndarray:
     """The fused matte.
 
     Args:
@@ -80,7 +83,7 @@ def fuse(image: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, weights: np.n
         trimap: (h, w) in {0, 0.5, 1}.
         alpha: (h, w) the network's matte in [0, 1].
         weights: (h, w) per-pixel weight (``confidence_weights``) or one number for all pixels.
-        laplacian: :func:`matting_laplacian` of this image and trimap, when the caller has it.
+        system: :func:`matting_system` of this image and trimap, when the caller has it.
 
     Returns:
         (h, w) float32 in [0, 1]: known pixels exactly the trimap's, unknown ones fused.
@@ -90,25 +93,59 @@ def fuse(image: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, weights: np.n
     out = np.where(unknown, np.clip(alpha, 0, 1), tri).astype(np.float32)
     if not unknown.any() or unknown.all():
         return out  # nothing to solve, or no known pixel to anchor the colour model
-    lap = laplacian if laplacian is not None else matting_laplacian(image, tri, config)
-    u = unknown.ravel()
-    rows = lap[u]
-    l_uu, l_uk = rows[:, u], rows[:, ~u]
-    lam = np.broadcast_to(np.asarray(weights, np.float64), tri.shape).ravel()[u]
-    a_net = out.ravel()[u].astype(np.float64)
-    system = (l_uu + sp.diags(lam)).tocsr()
-    rhs = lam * a_net - l_uk @ tri.ravel()[~u]
+    l_uu, known_part = system if system is not None else matting_system(image, tri, config)
+    lam = np.broadcast_to(np.asarray(weights, np.float64), tri.shape)[unknown]
+    a_net = out[unknown].astype(np.float64)
+    matrix = (l_uu + sp.diags(lam)).tocsr()
+    rhs = lam * a_net - known_part
     if config.preconditioner == "ichol":
         import pymatting
 
-        solved = pymatting.cg(system, rhs, x0=a_net, M=_quiet_ichol(system), maxiter=config.iterations,
+        solved = pymatting.cg(matrix, rhs, x0=a_net, M=_quiet_ichol(matrix), maxiter=config.iterations,
                               rtol=config.tolerance)
     else:
-        jacobi = sp.diags(1.0 / np.maximum(system.diagonal(), 1e-12))
-        solved, _ = cg(system, rhs, x0=a_net, maxiter=config.iterations, M=jacobi, rtol=config.tolerance)
-    flat = out.ravel()
-    flat[u] = np.clip(solved, 0, 1)
-    return flat.reshape(tri.shape)
+        solved = _jacobi_cg(matrix, rhs, a_net, config.iterations, config.tolerance)
+    out[unknown] = np.clip(solved, 0, 1)
+    return out
+
+
+def _jacobi_cg(matrix: sp.csr_matrix, rhs: np.ndarray, x0: np.ndarray, iterations: int, tolerance: float) -> np.ndarray:
+    """Jacobi-preconditioned conjugate gradients (SciPy's ``cg`` recurrences) on PyTorch's threads.
+
+    The matrix products run in float32 (MKL's sparse product on every core; they are most of the
+    time) and the recurrences in float64, which keeps them stable over hundreds of iterations:
+    float32 throughout drifts by 0.06 in alpha after 400, this by 0.001 from float64 throughout.
+    """
+    import warnings
+
+    import torch
+
+    data = matrix.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "sparse CSR support is in beta": the product is all we use
+        product = torch.sparse_csr_tensor(torch.from_numpy(data.indptr), torch.from_numpy(data.indices),
+                                          torch.from_numpy(data.data), size=data.shape)
+    inverse_diagonal = torch.from_numpy(1.0 / np.maximum(matrix.diagonal(), 1e-12))
+    b, x = torch.from_numpy(rhs), torch.from_numpy(np.array(x0, np.float64))
+
+    def apply(v: torch.Tensor) -> torch.Tensor:
+        return torch.mv(product, v.float()).double()
+
+    r = b - apply(x)
+    stop = tolerance * float(b.norm())
+    p, z, rho_previous = None, torch.empty_like(r), 1.0
+    for _ in range(iterations):
+        if float(r.norm()) <= stop:
+            break
+        torch.mul(inverse_diagonal, r, out=z)
+        rho = float(torch.dot(r, z))
+        p = z.clone() if p is None else p.mul_(rho / rho_previous).add_(z)
+        q = apply(p)
+        step = rho / float(torch.dot(p, q))
+        x.add_(p, alpha=step)
+        r.sub_(q, alpha=step)
+        rho_previous = rho
+    return x.numpy()
 
 
 def _quiet_ichol(matrix: sp.csr_matrix):  # type: ignore[no-untyped-def]

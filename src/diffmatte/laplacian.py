@@ -1,0 +1,146 @@
+"""Closed-form matting's Laplacian (Levin et al. 2008) restricted to the unknown pixels, built fast.
+
+The fused matte (:mod:`diffmatte.fusion`) needs only the rows of the unknown pixels: the block
+``L_uu`` between unknown pixels and the product ``L_uk alpha_k`` with the known ones. pymatting
+builds the whole matrix in a numba kernel that a fresh process compiles or loads from its cache
+first (about a second before any arithmetic). Here the same matrix comes from whole-image
+array operations in PyTorch, with no JIT.
+
+Each window ``k`` (radius ``r``, ``m = (2r+1)^2`` pixels, centres inside the image, skipped when
+every pixel in it is known) adds to ``L_ij`` for ``i, j`` in the window::
+
+    delta_ij - (1 + (I_i - mu_k)^T D_k (I_j - mu_k)) / m,   D_k = (cov_k + eps / m)^-1
+
+Expanding the product, the sum over the windows that hold both ``i`` and ``j = i + d`` needs only
+box sums of ``[1, D_k, D_k mu_k, mu_k^T D_k mu_k]`` over a rectangle of centres that depends on the
+offset ``d`` alone, so each of the ``(4r+1)^2`` diagonals of the matrix is a few whole-image
+products. Float64 throughout: ``D_k`` reaches ``m / eps`` in flat windows, and the expanded
+terms cancel to the small entries the matrix holds.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+__all__ = ["unknown_system"]
+
+# the window statistics' channels, in order: count, D (00 01 02 11 12 22), v = D mu, c = mu^T D mu
+_N, _D, _V, _C = 0, slice(1, 7), slice(7, 10), 10
+_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+
+
+def unknown_system(image: np.ndarray, trimap: np.ndarray, epsilon: float = 1e-7,
+                   radius: int = 1) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``(L_uu, L_uk @ alpha_k)`` of closed-form matting's Laplacian, equal to pymatting's ``cf_laplacian``.
+
+    Args:
+        image: (h, w, 3) float in [0, 1].
+        trimap: (h, w) in {0, 0.5, 1}; 0.5 is unknown.
+
+    Returns:
+        ``L_uu`` as CSR over the unknown pixels in raster order, and the known pixels' part of
+        each unknown row times the trimap, (n_unknown,) float64.
+    """
+    # Only windows that hold an unknown pixel matter, and their pixels lie within 2r of one: the
+    # crop to that box changes no entry (windows centred on the box's edge hold no unknown pixel).
+    rows, cols = np.nonzero(np.any(trimap == 0.5, axis=1))[0], np.nonzero(np.any(trimap == 0.5, axis=0))[0]
+    if rows.size:
+        span = 2 * radius
+        box = (slice(max(rows[0] - span, 0), rows[-1] + span + 1), slice(max(cols[0] - span, 0), cols[-1] + span + 1))
+        cropped = box[0].start > 0 or box[1].start > 0 or box[0].stop < trimap.shape[0] or box[1].stop < trimap.shape[1]
+        if cropped:
+            image, trimap = image[box], trimap[box]
+    img = torch.from_numpy(np.ascontiguousarray(image, np.float64)).permute(2, 0, 1)
+    tri = torch.from_numpy(np.ascontiguousarray(trimap, np.float64))
+    h, w = tri.shape
+    unknown = tri == 0.5
+    stats = _window_stats(img, ~unknown, epsilon, radius)
+    span = 2 * radius
+    offsets = [(dy, dx) for dy in range(-span, span + 1) for dx in range(-span, span + 1)]
+    pad = F.pad(img[None], (span,) * 4)[0]  # I_j for j = i + d, zero (and never weighted) outside
+    half: dict[tuple[int, int], torch.Tensor] = {}  # L(i, i + d) on the whole grid, for d >= 0 in raster order
+    padded = F.pad(stats[None], (span,) * 4)[0]
+    for dy in range(0, span + 1):
+        # centres k with |k - i| <= r and |k - (i + d)| <= r: rows i_y + [max(0, dy) - r, min(0, dy) + r],
+        # likewise columns; summed rows first, then columns (separable)
+        rows = sum(padded[:, span + ky:span + ky + h] for ky in range(dy - radius, radius + 1))
+        for dx in range(-span if dy else 0, span + 1):
+            s = sum(rows[:, :, span + kx:span + kx + w] for kx in range(max(0, dx) - radius, min(0, dx) + radius + 1))
+            half[(dy, dx)] = _diagonal(s, img, pad, (dy, dx), radius)
+    # Everything below is read at (unknown pixel, offset) from grids padded by ``span``, through
+    # flat indices: row i holds its neighbours i + d in raster order, so column indices ascend.
+    wp = w + 2 * span
+    flat_u = torch.nonzero(unknown.reshape(-1)).squeeze(1)
+    index = torch.full((h, w), -1, dtype=torch.int32)  # each unknown pixel's row, -1 for known ones
+    index.view(-1)[flat_u] = torch.arange(flat_u.numel(), dtype=torch.int32)
+    index_pad = F.pad(index[None], (span,) * 4, value=-1)[0].reshape(-1)
+    known_pad = F.pad(torch.where(unknown, 0.0, tri)[None], (span,) * 4)[0].reshape(-1)
+    cells = torch.nonzero(index_pad >= 0).squeeze(1)
+    step = torch.tensor([dy * wp + dx for dy, dx in offsets])
+    at = cells[:, None] + step[None, :]  # (n_u, offsets): where each neighbour sits in the padded grid
+    diagonals = torch.stack([F.pad(half[d][None], (span,) * 4)[0].reshape(-1) for d in half])
+    # L(i, i + d) for d >= 0 is diagonal d at i; for d < 0 it is diagonal -d read at i + d (symmetry)
+    which = torch.tensor([list(half).index(d if d in half else (-d[0], -d[1])) for d in offsets])
+    where = torch.where(torch.tensor([d in half for d in offsets])[None, :], cells[:, None], at)
+    values = diagonals.reshape(-1)[which[None, :] * diagonals.shape[1] + where]
+    rhs = (values * known_pad[at]).sum(1)
+    column = index_pad[at]
+    keep = column >= 0  # unknown neighbours (known ones and the padding are -1)
+    indptr = torch.zeros(flat_u.numel() + 1, dtype=torch.int64)
+    indptr[1:] = torch.cumsum(keep.sum(1), 0)
+    data = values[keep]
+    indices = column[keep]
+    n_u = flat_u.numel()
+    matrix = sp.csr_matrix((data.numpy(), indices.numpy(), indptr.numpy().astype(np.int32)),
+                           shape=(n_u, n_u))
+    return matrix, rhs.numpy()
+
+
+def _window_stats(img: torch.Tensor, known: torch.Tensor, epsilon: float, radius: int) -> torch.Tensor:
+    """(11, h, w): per window centre, active * [1, D (6), D mu (3), mu^T D mu] (0 where inactive)."""
+    _, h, w = img.shape
+    size = 2 * radius + 1
+    m = size * size
+
+    def box(x: torch.Tensor) -> torch.Tensor:  # sums over the window centred at each pixel
+        return F.avg_pool2d(F.pad(x[None], (radius,) * 4), size, stride=1, divisor_override=1)[0]
+
+    mu = box(img) / m
+    second = box(torch.stack([img[a] * img[b] for a, b in _PAIRS])) / m
+    cov = [second[n] - mu[a] * mu[b] + (epsilon / m if a == b else 0.0) for n, (a, b) in enumerate(_PAIRS)]
+    a00, a01, a02, a11, a12, a22 = cov
+    c00, c01, c02 = a11 * a22 - a12 * a12, a02 * a12 - a01 * a22, a01 * a12 - a02 * a11
+    det = a00 * c00 + a01 * c01 + a02 * c02
+    inv = torch.stack([c00, c01, c02, a00 * a22 - a02 * a02, a01 * a02 - a00 * a12, a00 * a11 - a01 * a01]) / det
+    d00, d01, d02, d11, d12, d22 = inv
+    v = torch.stack([d00 * mu[0] + d01 * mu[1] + d02 * mu[2],
+                     d01 * mu[0] + d11 * mu[1] + d12 * mu[2],
+                     d02 * mu[0] + d12 * mu[1] + d22 * mu[2]])
+    c = (mu * v).sum(0, keepdim=True)
+    active = box(known.double()[None])[0] < m
+    interior = torch.zeros((h, w), dtype=torch.bool)
+    interior[radius:h - radius, radius:w - radius] = True
+    active &= interior
+    stats = torch.cat([torch.ones((1, h, w), dtype=torch.float64), inv, v, c])
+    return stats * active
+
+
+def _diagonal(s: torch.Tensor, img: torch.Tensor, pad: torch.Tensor, d: tuple[int, int], radius: int) -> torch.Tensor:
+    """L(i, i + d) at every pixel i from ``s``, the window statistics summed over the centres holding both."""
+    dy, dx = d
+    span = 2 * radius
+    _, h, w = img.shape
+    ij = pad[:, span + dy:span + dy + h, span + dx:span + dx + w]
+    ii = img
+    sd, sv = s[_D], s[_V]
+    quad = torch.zeros((h, w), dtype=torch.float64)
+    for n, (a, b) in enumerate(_PAIRS):
+        quad += sd[n] * (ii[a] * ij[b] if a == b else ii[a] * ij[b] + ii[b] * ij[a])
+    lin = (ii * sv).sum(0) + (ij * sv).sum(0)
+    m = (2 * radius + 1) ** 2
+    out = -(s[_N] + quad - lin + s[_C]) / m
+    if dy == 0 and dx == 0:
+        out += s[_N]
+    return out
