@@ -443,7 +443,7 @@ def test_cli_bad_dataset_exits_2_before_any_work(tmp_path: Path) -> None:
         (["--method", "cf", "--trimap-set", "Trimap9"], "Trimap9 not found; the dataset has: Trimap1, Trimap2"),
         (["--method", "cf", "--images", "GT30-GT40"], "'GT30-GT40' matches no image"),
         (["--model", "missing.safetensors"], "neither a packaged model"),
-        (["--precision", "fp16"], "choose fp32, bf16 or fp32,bf16"),
+        (["--precision", "fp16"], "choose auto, fp32, bf16 or fp32,bf16"),
     ],
 )
 def test_cli_bad_arguments_exit_2(tmp_path: Path, args: list[str], message: str) -> None:

@@ -162,7 +162,10 @@ def test_load_model_and_predict_cli_run_the_folder(exported: dict[str, Exported]
     for name, model in (("torch", e.checkpoint), ("onnx", e.folder)):
         out = tmp_path / f"{name}.png"
         args = ["predict", str(tmp_path / "im.png"), str(tmp_path / "tri.png"), "-o", str(out)]
-        result = CliRunner().invoke(cli, [*args, "--model", str(model), "--steps", "3", "--bit-depth", "16"])
+        # fp32 for the torch side: "auto" would be bf16 on a CPU with bf16 instructions, while
+        # an export runs fp32 whatever it is asked ("auto" included)
+        result = CliRunner().invoke(cli, [*args, "--model", str(model), "--steps", "3", "--bit-depth", "16",
+                                          "--precision", "fp32" if name == "torch" else "auto"])
         assert result.exit_code == 0, result.output
         outputs[name] = np.asarray(Image.open(out)).astype(np.float64) / 65535
     assert np.abs(outputs["onnx"] - outputs["torch"]).max() <= 1e-4 + 1 / 65535

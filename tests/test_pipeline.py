@@ -97,3 +97,20 @@ def test_bf16_precision_stays_close_to_fp32() -> None:
     assert 0 < float((a - b).abs().max()) < 0.05
     with pytest.raises(ValueError, match="precision"):
         DiffMatte(fp32.net, precision="fp16")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_only_where_the_cpu_multiplies_it(native: bool, monkeypatch) -> None:
+    from diffmatte import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: native)
+    monkeypatch.setattr("diffmatte.pipeline.cpu_has_fast_bf16", lambda: native)
+    net = DiffMatte.from_config("tiny_vit").net
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # auto never picks an emulated bf16, so it never warns
+        model = DiffMatte(net, precision="auto")
+    assert model.precision == ("bf16" if native else "fp32")
+    assert DiffMatte(net, precision="fp32").precision == "fp32"  # asked for: kept, whatever the CPU
+    assert model.with_precision("auto") is model
+    assert "no native bfloat16" in runtime.explain_precision("auto", "fp32") and \
+        "asked for" in runtime.explain_precision("fp32", "fp32")

@@ -440,7 +440,8 @@ def _start(*args: str, env_extra: dict[str, str] | None = None) -> tuple[subproc
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO / "src")}
     env.update(env_extra or {})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "diffmatte", "serve", "--port", "0", "--threads", "1", *args],
+        # fp32: the tests compare with the fp32 model in this process (auto is bf16 on some CPUs)
+        [sys.executable, "-m", "diffmatte", "serve", "--port", "0", "--threads", "1", "--precision", "fp32", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     line = proc.stdout.readline() if proc.stdout else ""

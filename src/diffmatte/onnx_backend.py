@@ -157,7 +157,7 @@ class OnnxDiffMatte(DiffMatte):
     """The DiffMatte pipeline on an ONNX export: same preprocessing, sampler, known-region rule."""
 
     def __init__(self, net: OnnxNet, precision: str = "fp32") -> None:
-        if precision != "fp32":
+        if precision not in ("fp32", "auto"):  # auto: fp32, the only arithmetic an export has
             raise InputError(f"precision {precision}: ONNX exports run in fp32 only; use fp32 or the torch checkpoint")
         self.net = net  # type: ignore[assignment]
         self.diffusion = GaussianDiffusion(net.config.diffusion)
@@ -165,7 +165,7 @@ class OnnxDiffMatte(DiffMatte):
         self.options = PLAIN  # onnxruntime runs the graphs its own way
 
     def with_precision(self, precision: str) -> "OnnxDiffMatte":  # type: ignore[override]
-        return self if precision == "fp32" else OnnxDiffMatte(self.net, precision)  # raises the one-line error
+        return self if precision in ("fp32", "auto") else OnnxDiffMatte(self.net, precision)  # raises the one-line error
 
     def _inference(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()

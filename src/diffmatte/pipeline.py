@@ -25,7 +25,7 @@ from .io import DEFAULT_MAX_PIXELS, load_pair, warn_user
 from .models.configuration import DiffMatteConfig, get_preset
 from .models.fast_decoder import FAST, PLAIN, FastDecoder, InferenceOptions
 from .models.modeling_diffmatte import DiffMatteNet, EncodedImage
-from .runtime import Precision, autocast, check_precision, cpu_has_fast_bf16
+from .runtime import Precision, PrecisionChoice, autocast, cpu_has_fast_bf16, resolve_precision
 from .transforms import check_trimap_values
 from .upsample import GuidedUpsampler, downscale_image, downscale_trimap, working_shape
 
@@ -73,11 +73,13 @@ class DiffMatte:
         self,
         net: DiffMatteNet,
         diffusion: GaussianDiffusion | None = None,
-        precision: Precision = "fp32",
+        precision: PrecisionChoice = "fp32",
         options: InferenceOptions = FAST,
     ) -> None:
         """``precision="bf16"`` runs the networks under bfloat16 autocast (CPUs with bf16
         matrix units do it several times faster); the sampler's arithmetic stays float32.
+        ``"auto"`` picks bf16 where this device multiplies it natively, else fp32
+        (:func:`diffmatte.runtime.resolve_precision`); ``self.precision`` is the one chosen.
         ``options`` are the decoder's speed paths (:class:`InferenceOptions`; ``PLAIN`` turns
         them all off); they change time and memory, not results.
 
@@ -86,12 +88,12 @@ class DiffMatte:
         For CPU speed, call :func:`diffmatte.runtime.keep_freed_memory` once per process (the
         command line does).
         """
-        self.precision: Precision = check_precision(precision)
         self.net = net
+        self.precision: Precision = resolve_precision(precision, self.device.type)
         self.options = options
         self.diffusion = diffusion or GaussianDiffusion(net.config.diffusion)
         self._decoder = FastDecoder(net.decoder, options)
-        if precision == "bf16" and self.device.type == "cpu" and not cpu_has_fast_bf16():
+        if self.precision == "bf16" and self.device.type == "cpu" and not cpu_has_fast_bf16():
             warn_user(
                 "precision bf16: this CPU has no bfloat16 instructions (AVX512-BF16 or AMX), so bf16 is "
                 "emulated and slower than fp32 here; use fp32"
@@ -104,7 +106,7 @@ class DiffMatte:
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def from_config(
-        cls, config: DiffMatteConfig | str, precision: Precision = "fp32", options: InferenceOptions = FAST
+        cls, config: DiffMatteConfig | str, precision: PrecisionChoice = "fp32", options: InferenceOptions = FAST
     ) -> "DiffMatte":
         """A randomly initialised model (for training or tests) from a config or preset name."""
         if isinstance(config, str):
@@ -117,7 +119,7 @@ class DiffMatte:
         path: str | os.PathLike[str],
         preset: str | None = None,
         device: str | torch.device | None = None,
-        precision: Precision = "fp32",
+        precision: PrecisionChoice = "fp32",
         options: InferenceOptions = FAST,
     ) -> "DiffMatte":
         """Load an official ``.pth`` or a diffmatte ``.safetensors`` file, strictly, or run a
@@ -138,9 +140,9 @@ class DiffMatte:
         ckpt.load_into(net, sd, config.name)
         return cls(net.to(device).eval(), precision=precision, options=options)
 
-    def with_precision(self, precision: Precision) -> "DiffMatte":
+    def with_precision(self, precision: PrecisionChoice) -> "DiffMatte":
         """This pipeline's network (shared, not copied) run in ``precision``."""
-        if precision == self.precision:
+        if resolve_precision(precision, self.device.type) == self.precision:
             return self
         return DiffMatte(self.net, self.diffusion, precision, self.options)
 
@@ -337,7 +339,7 @@ class DiffMatte:
         def frame(x0: Tensor) -> Tensor:
             return write_known_regions(((x0 + 1.0) * 0.5).clamp(0.0, 1.0), tri.to(x0.device), official_postprocess)
 
-        fuse_with = self._fusion(fusion)
+        fuse_with = self.fusion_config(fusion)
         img_np, tri_np = img[0].numpy().transpose(1, 2, 0), tri[0, 0].numpy()
 
         def merge(batch: Tensor, final: bool = False) -> np.ndarray:
@@ -382,7 +384,8 @@ class DiffMatte:
         # The last x0 is the matte itself up to rounding: made exact so the contract holds.
         return np.stack([merge(frame(x0)) for x0 in out.pred_x0_steps[:-1]] + [alpha])
 
-    def _fusion(self, fusion: FusionConfig | bool | None) -> FusionConfig | None:
+    def fusion_config(self, fusion: FusionConfig | bool | None = None) -> FusionConfig | None:
+        """The fusion ``predict(fusion=...)`` applies (None: none)."""
         if fusion is None:
             return self.config.fusion
         if isinstance(fusion, FusionConfig):

@@ -18,8 +18,8 @@ import logging
 import os
 from typing import Any, Literal, get_args
 
-__all__ = ["PRECISIONS", "Precision", "autocast", "check_precision", "cpu_has_fast_bf16", "keep_freed_memory",
-           "set_threads"]
+__all__ = ["PRECISIONS", "PRECISION_CHOICES", "Precision", "PrecisionChoice", "autocast", "check_precision", "cpu_has_fast_bf16",
+           "explain_precision", "keep_freed_memory", "resolve_precision", "set_threads"]
 
 # The arithmetic the networks run in, for inference (``DiffMatte(precision=...)``, the CLI's
 # ``--precision``) and training (``TrainConfig.precision``): float32, or bfloat16 autocast
@@ -27,12 +27,28 @@ __all__ = ["PRECISIONS", "Precision", "autocast", "check_precision", "cpu_has_fa
 # needed). Here, away from torch, so the command line can check an option without importing it.
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+# What a user may ask for: "auto" is bf16 where the hardware multiplies it natively (a CPU with
+# AVX512-BF16 or AMX, a CUDA GPU with bf16), else fp32. The default of the command line, the
+# server and load_model; DiffMatte itself defaults to fp32, the arithmetic of official parity.
+PrecisionChoice = Literal["auto", "fp32", "bf16"]
+PRECISION_CHOICES: tuple[PrecisionChoice, ...] = get_args(PrecisionChoice)
 
 
 def check_precision(precision: str, what: str = "precision") -> Precision:
     if precision not in PRECISIONS:
         raise ValueError(f"{what} must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     return precision  # type: ignore[return-value]
+
+
+def resolve_precision(precision: str, device_type: str = "cpu") -> Precision:
+    """``precision`` itself, or for "auto" the one that is fastest on ``device_type`` here."""
+    if precision != "auto":
+        return check_precision(precision)
+    if device_type == "cuda":
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device_type == "cpu" and cpu_has_fast_bf16() else "fp32"
 
 
 def autocast(device_type: str, precision: Precision) -> contextlib.AbstractContextManager[Any]:
@@ -88,6 +104,17 @@ def set_threads(threads: int | None) -> None:
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
+
+
+def explain_precision(asked: str, chosen: str, device_type: str = "cpu") -> str:
+    """One line for ``-v``: the arithmetic a run uses and why."""
+    if asked != "auto":
+        return f"precision {chosen} (asked for)"
+    if device_type != "cpu":
+        return f"precision {chosen} (auto on {device_type})"
+    if chosen == "bf16":
+        return "precision bf16 (auto: this CPU multiplies bfloat16 natively; --precision fp32 for exact fp32)"
+    return "precision fp32 (auto: this CPU has no native bfloat16, AVX512-BF16 or AMX)"
 
 
 def cpu_has_fast_bf16() -> bool:

@@ -15,7 +15,7 @@ import click
 
 from .. import evaluation as ev
 from ..errors import DiffMatteError
-from ..runtime import PRECISIONS, keep_freed_memory
+from ..runtime import PRECISION_CHOICES, keep_freed_memory
 from .options import seed_option
 
 __all__ = ["command"]
@@ -46,8 +46,8 @@ def _methods(ctx: click.Context, param: click.Parameter, value: Sequence[str]) -
 
 def _precisions(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
     names = list(dict.fromkeys(_split(value)))
-    if not names or any(n not in PRECISIONS for n in names):
-        raise click.BadParameter(f"choose fp32, bf16 or fp32,bf16, got {value!r}")
+    if not names or any(n not in PRECISION_CHOICES for n in names):
+        raise click.BadParameter(f"choose auto, fp32, bf16 or fp32,bf16, got {value!r}")
     return names
 
 
@@ -77,8 +77,8 @@ def _steps(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
               help="DiffMatte sampling steps; one result per value (quality against steps).")
 @seed_option
 @click.option("--precision", "precisions", default="fp32", show_default=True, callback=_precisions,
-              metavar="P[,P...]", help="DiffMatte precision: fp32, bf16 or both (one result each); "
-                                       "bf16 pays on CPUs with bf16 instructions and on GPUs.")
+              metavar="P[,P...]", help="DiffMatte precision: fp32, bf16, both (one result each) or auto "
+                                       "(what predict uses here by default; recorded as the one chosen).")
 @click.option("--trimap-set", "trimap_sets", metavar="SET[,SET...]",
               help="Trimap sets to use, e.g. Trimap1,Trimap2. [default: all]")
 @click.option("--images", metavar="SEL[,SEL...]",

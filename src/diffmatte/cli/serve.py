@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..runtime import PRECISIONS, keep_freed_memory
+from ..runtime import PRECISION_CHOICES, keep_freed_memory
 from .options import load_model, max_pixels_option, model_option, set_threads, threads_option
 
 __all__ = ["command"]
@@ -26,7 +26,8 @@ otherwise: the server has no authentication, so expose it to a network only on p
 @model_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free one).")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help="Network arithmetic.")
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto", show_default=True,
+              help="Network arithmetic (auto: bf16 where the CPU or GPU multiplies it natively, else fp32).")
 @click.option(
     "--max-upload-mb", type=click.FloatRange(0.01), default=64.0, show_default=True, help="Largest request body (413 above)."
 )

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from .. import __version__
 from ..baselines import CLASSICAL_METHODS, estimate_alpha, pymatting_version
 from ..errors import InputError
-from ..runtime import PRECISIONS
+from ..runtime import PRECISION_CHOICES, resolve_precision
 
 __all__ = ["METHOD_NAMES", "MethodSpec", "Method", "build_methods"]
 
@@ -127,8 +127,8 @@ def build_methods(
     bad_steps = [s for s in steps if s < 1]
     if bad_steps or not steps:
         raise InputError(f"steps must be integers >= 1, got {list(steps)}")
-    if not precisions or any(p not in PRECISIONS for p in precisions):
-        raise InputError(f"precision must be fp32 and/or bf16, got {list(precisions)}")
+    if not precisions or any(p not in PRECISION_CHOICES for p in precisions):
+        raise InputError(f"precision must be auto, fp32 and/or bf16, got {list(precisions)}")
     methods: list[Method] = []
     for name in dict.fromkeys(names):
         if name == "diffmatte":
@@ -155,7 +155,8 @@ def _diffmatte_methods(
     methods = []
     for sha, (spec, _) in resolved.items():
         loaded = load_model(spec)
-        for precision in precisions:
+        # "auto" is recorded as the arithmetic it chose on this machine (the method's name and key)
+        for precision in dict.fromkeys(resolve_precision(p, loaded.device.type) for p in precisions):
             # One network read from disk, shared: precision is a setting of the pipeline around it.
             model = loaded.with_precision(precision)
             name = display[sha] if precision == "fp32" else f"{display[sha]} {precision}"

@@ -54,7 +54,7 @@ class ServerConfig:
     model: str = "default"
     host: str = "127.0.0.1"
     port: int = 8000
-    precision: str = "fp32"
+    precision: str = "auto"
     threads: int | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_upload_bytes: int = 64 * 1024 * 1024  # whole request body
