@@ -115,6 +115,19 @@ def test_same_seed_same_file_and_16_bit(env: Env) -> None:
         assert im.mode == "I;16"
 
 
+def test_seeds_write_their_mean_and_uncertainty(env: Env) -> None:
+    from diffmatte import load_model
+
+    args = ["predict", env.image, env.trimap, "--model", env.model, "--steps", 2, "--seed", 3, "--precision", "fp32"]
+    _ok(invoke(*args, "-o", env.out, "--seeds", 3, "--uncertainty", env.dir / "u.png", "--bit-depth", 16, "-v"))
+    mean, u = (np.asarray(Image.open(p)).astype(np.float64) / 65535 for p in (env.out, env.dir / "u.png"))
+    alpha, std = load_model(str(env.model), precision="fp32").predict(
+        np.asarray(Image.open(env.image)), np.asarray(Image.open(env.trimap)), 2, 3, seeds=3, uncertainty=True)
+    assert np.abs(mean - alpha).max() <= 1 / 65535 and np.abs(u - np.clip(2 * std, 0, 1)).max() <= 1 / 65535
+    known = _trimap() != 128
+    assert (u[known] == 0).all() and u[~known].max() > 0  # the seeds differ where it is unknown only
+
+
 def test_trimap_without_unknown_returns_it(env: Env) -> None:
     known = np.where(_trimap() == 255, 255, 0).astype(np.uint8)
     Image.fromarray(known).save(env.trimap)
@@ -206,6 +219,10 @@ def test_folder_mode_all_good_exits_0_with_cutouts_and_trajectories(env: Env, fo
     _ok(result)
     assert sorted(p.name for p in (env.dir / "cut").iterdir()) == ["a.png", "b.png"]
     assert sorted(p.name for p in (env.dir / "traj").iterdir()) == ["a.gif", "b.gif"]
+    result = invoke("predict", "--images", images, "--trimaps", trimaps, "-o", env.dir / "m2", "--seeds", 2,
+                    "--uncertainty", env.dir / "u", "--model", env.model, "--steps", 1)
+    _ok(result)
+    assert sorted(p.name for p in (env.dir / "u").iterdir()) == ["a.png", "b.png"]
 
 
 # -- bad input: exit status 2 through the real entry point, and nothing overwritten ---------------
@@ -261,6 +278,14 @@ BAD: dict[str, tuple[Callable[[Env], list[object]], str]] = {
     "no trimap": (lambda e: [e.image, "--model", e.model], "give a TRIMAP"),
     "folder as IMAGE": (lambda e: [e.dir, e.trimap, "--model", e.model], "--images DIR"),
     "background without cutout": (lambda e: [e.image, e.trimap, "--background", "red"], "--background needs --cutout"),
+    "uncertainty of one seed": (lambda e: [e.image, e.trimap, "--model", e.model, "--uncertainty", e.dir / "u.png"],
+                                "add --seeds"),
+    "seeds with a trajectory": (
+        lambda e: [e.image, e.trimap, "--model", e.model, "--seeds", 2, "--trajectory", e.dir / "t.gif"],
+        "--seeds cannot be combined",
+    ),
+    "uncertainty is the matte": (
+        lambda e: [e.image, e.trimap, "--model", e.model, "--seeds", 2, "--uncertainty", e.out], "different files"),
 }
 
 
