@@ -107,6 +107,18 @@ def test_matte_equals_predict(server: BackgroundServer, model: DiffMatte) -> Non
     assert not np.array_equal(other.image(), got)
 
 
+def test_seeds_and_uncertainty_equal_predict(server: BackgroundServer, model: DiffMatte) -> None:
+    image, trimap = _image(seed=7), _trimap()
+    files = {"image": png(image), "trimap": png(trimap)}
+    mean = request(server.url + "/api/matte", {"steps": 2, "seed": 1, "seeds": 3}, files)
+    spread = request(server.url + "/api/matte", {"steps": 2, "seed": 1, "seeds": 3, "output": "uncertainty"}, files)
+    assert mean.status == 200 and spread.status == 200
+    alpha, std = model.predict(image, trimap, 2, 1, seeds=3, uncertainty=True)
+    np.testing.assert_array_equal(mean.image(), _u8(alpha))
+    np.testing.assert_array_equal(spread.image(), _u8(2 * std))
+    assert (spread.image()[trimap != 128] == 0).all() and spread.image().max() > 0
+
+
 def test_cutout_outputs(server: BackgroundServer, model: DiffMatte) -> None:
     image, trimap = _image(), _trimap()
     files = {"image": png(image), "trimap": png(trimap)}
@@ -216,6 +228,8 @@ def _post(server: BackgroundServer, path: str = "/api/matte", fields=None, files
         ({"seed": "-1"}, {"image": "I", "trimap": "T"}, 400, r"seed must lie in 0\.\."),
         ({"output": "jpeg"}, {"image": "I", "trimap": "T"}, 400, r"output must be one of alpha, cutout"),
         ({"output": "cutout", "background": "/etc/hosts"}, {"image": "I", "trimap": "T"}, 400, r"not a colour"),
+        ({"output": "uncertainty"}, {"image": "I", "trimap": "T"}, 400, r"send seeds of 2 or more"),
+        ({"seeds": "9"}, {"image": "I", "trimap": "T"}, 400, r"seeds must lie in 1\.\.8, got 9"),
         ({}, {"image": "I", "trimap": "T", "mask": "T"}, 400, r"unexpected file field 'mask'"),
         ({}, {"image": "big", "trimap": "bigT"}, 413, r"over this server's limit of 200000"),
     ],

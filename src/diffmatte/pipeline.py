@@ -337,7 +337,8 @@ class DiffMatte:
         spread: list[np.ndarray] = []  # the seeds' std at the working size, once the final matte is made
 
         def frame(x0: Tensor) -> Tensor:
-            return write_known_regions(((x0 + 1.0) * 0.5).clamp(0.0, 1.0), tri.to(x0.device), official_postprocess)
+            known = tri.to(x0.device).expand(x0.shape[0], -1, -1, -1)  # one trimap for the seeds' rows
+            return write_known_regions(((x0 + 1.0) * 0.5).clamp(0.0, 1.0), known, official_postprocess)
 
         fuse_with = self.fusion_config(fusion)
         img_np, tri_np = img[0].numpy().transpose(1, 2, 0), tri[0, 0].numpy()

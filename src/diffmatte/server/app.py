@@ -235,6 +235,7 @@ def create_app(engine: Engine, model_name: str) -> ASGIApp:
             steps=form.integer("steps", cfg.default_steps, 1, cfg.max_steps) or cfg.default_steps,
             seed=form.integer("seed", 0, 0, 2**63 - 1) or 0,
             band=form.integer("band", None, 1, 1000),
+            seeds=form.integer("seeds", 1, 1, cfg.max_seeds) or 1,
         )
 
     async def run(fn: Callable[[JobContext], Any]) -> Any:
@@ -259,6 +260,7 @@ def create_app(engine: Engine, model_name: str) -> ASGIApp:
                 "max_upload_bytes": cfg.max_upload_bytes,
                 "max_steps": cfg.max_steps,
                 "default_steps": cfg.default_steps,
+                "max_seeds": cfg.max_seeds,
                 "time_limit": cfg.time_limit,
             }
         )
@@ -266,11 +268,15 @@ def create_app(engine: Engine, model_name: str) -> ASGIApp:
     async def matte(request: Request) -> Response:
         form = await read_form(request)
         req = matte_request(form)
-        output = form.choice("output", "alpha", ("alpha", "cutout"))
+        output = form.choice("output", "alpha", ("alpha", "cutout", "uncertainty"))
+        if output == "uncertainty" and req.seeds < 2:
+            raise ApiError(400, "output=uncertainty is the spread of several samples: send seeds of 2 or more")
         background = form.fields.get("background") or None
 
         def job(ctx: JobContext) -> bytes:
-            image, alpha = engine.matte(ctx, req)
+            image, alpha, spread = engine.matte(ctx, req, uncertainty=output == "uncertainty")
+            if spread is not None:
+                return engine.uncertainty_png(spread)
             if output == "alpha":
                 return encode_png(to_uint8(alpha))
             return engine.render_cutout(image, alpha, background)
@@ -292,7 +298,7 @@ def create_app(engine: Engine, model_name: str) -> ASGIApp:
 
         def job(ctx: JobContext) -> None:
             try:
-                _, alpha = engine.matte(
+                _, alpha, _ = engine.matte(
                     ctx,
                     req,
                     on_frame=lambda k, f: put({"step": k + 1, "steps": req.steps, "alpha": b64(encode_png(to_uint8(f)))}),

@@ -63,6 +63,7 @@ class ServerConfig:
     time_limit: float = 120.0  # seconds from arrival, waiting included
     max_steps: int = 100
     default_steps: int = 10
+    max_seeds: int = 8  # samples one matte request may average (each costs a decoder pass)
 
 
 class Busy(DiffMatteError):
@@ -96,6 +97,7 @@ class MatteRequest:
     steps: int
     seed: int
     band: int | None = None
+    seeds: int = 1  # samples averaged (one batch on one encoding)
 
 
 @dataclass
@@ -299,8 +301,11 @@ class Engine:
         ctx: JobContext,
         req: MatteRequest,
         on_frame: Callable[[int, np.ndarray], None] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(image, alpha): the full matte; ``on_frame(k, alpha_k)`` after each step."""
+        uncertainty: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(image, alpha, spread): the full matte (the mean of ``req.seeds`` samples);
+        ``on_frame(k, alpha_k)`` after each step; with ``uncertainty`` (needs seeds >= 2) the
+        seeds' per-pixel standard deviation, else None."""
         image, trimap = self.load(req.image, req.trimap, req.band)
         ctx.check()
 
@@ -309,8 +314,10 @@ class Engine:
             if on_frame is not None:
                 on_frame(k, frame)
 
-        alpha = self.model.predict(image, trimap, req.steps, req.seed, max_pixels=self.config.max_pixels, on_step=step)
-        return image, alpha
+        result = self.model.predict(image, trimap, req.steps, req.seed, max_pixels=self.config.max_pixels, on_step=step,
+                                    seeds=req.seeds, uncertainty=uncertainty)
+        alpha, spread = result if uncertainty else (result, None)
+        return image, alpha, spread
 
     def refine(self, ctx: JobContext, req: RefineRequest) -> tuple[np.ndarray, Box]:
         """(alpha, window): the previous matte with the window around ``req.box`` re-matted."""
@@ -343,6 +350,11 @@ class Engine:
             raise InputError(f"alpha is {a.shape[1]}x{a.shape[0]} but the image is {img.shape[1]}x{img.shape[0]}")
         ctx.check()
         return self.render_cutout(img, a, background)
+
+    @staticmethod
+    def uncertainty_png(spread: np.ndarray) -> bytes:
+        """Twice the seeds' standard deviation as a grey PNG, as `predict --uncertainty` writes it."""
+        return encode_png(to_uint8(np.clip(2.0 * spread, 0.0, 1.0)))
 
     @staticmethod
     def render_cutout(image: np.ndarray, alpha: np.ndarray, background: str | None) -> bytes:
