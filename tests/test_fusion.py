@@ -116,3 +116,20 @@ def test_the_solver_follows_scipys_conjugate_gradients() -> None:
         ref, _ = cg(matrix, rhs, x0=net[u], maxiter=iterations, M=sp.diags(1 / matrix.diagonal()), rtol=1e-10)
         assert np.abs(ours - ref).max() < 1e-3
         assert np.abs(ours - net[u]).max() > 1e-3  # and it moved
+
+
+def test_uncertainty_with_fusion_adds_how_far_fusion_moved_the_mean() -> None:
+    import torch
+
+    from diffmatte import DiffMatte
+
+    torch.manual_seed(0)
+    model = DiffMatte.from_config("tiny_vit")
+    image, trimap, _ = _scene(64, 64)
+    image = image.astype(np.float32)
+    cfg = FusionConfig(strength=1e-4, floor=1e-4)
+    mean, std = model.predict(image, trimap, steps=2, seed=3, seeds=3, uncertainty=True, fusion=False)
+    fused, u = model.predict(image, trimap, steps=2, seed=3, seeds=3, uncertainty=True, fusion=cfg)
+    assert np.allclose(u, np.sqrt(std**2 + (fused - mean) ** 2), atol=1e-5)
+    assert (u >= std - 1e-6).all() and (u > std + 1e-3).any()
+    assert (u[trimap != 0.5] == 0).all()

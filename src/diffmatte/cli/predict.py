@@ -383,8 +383,9 @@ def _run_folder(
 )
 @click.option(
     "--uncertainty", type=click.Path(path_type=Path),
-    help="Also write where the seeds disagree, e.g. u.png (folder mode: folder): grey, 0 = certain, "
-    "twice the seeds' standard deviation; 0 on known pixels. Needs --seeds 2 or more.",
+    help="Also write where the matte is unsure, e.g. u.png (folder mode: folder): grey, 0 = certain, twice "
+    "the seeds' standard deviation (with fusion, combined with how far fusion moved their mean); 0 on "
+    "known pixels. Needs --seeds 2 or more.",
 )
 @click.option("--resize-trimap", is_flag=True, help="Resize a trimap of another size to the image instead of failing.")
 @click.option("--bit-depth", type=click.Choice(["8", "16"]), default="8", show_default=True, help="Bits of the matte.")
