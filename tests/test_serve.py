@@ -528,3 +528,22 @@ def test_load_twenty_concurrent_requests(model_file: Path, model: DiffMatte) -> 
         assert (peak - rss_warm) / 1024 < 150, f"peak RSS {peak / 1024:.0f} MiB vs {rss_warm / 1024:.0f} MiB warm"
     finally:
         _stop(proc)
+
+
+def test_a_slow_stream_client_makes_the_server_hold_at_most_four_frames() -> None:
+    import asyncio
+
+    from diffmatte.server.app import FrameBuffer
+
+    async def scenario() -> list:
+        buf = FrameBuffer(max_frames=4)
+        for k in range(1, 51):  # fifty steps come before the client reads anything
+            buf.put({"step": k, "alpha": "x" * 1000})
+            assert len(buf) <= 4
+        buf.put({"done": True})
+        buf.put(None)
+        return [await buf.get() for _ in range(len(buf))]
+
+    got = asyncio.run(scenario())
+    # the newest frames, in order, then the final matte and the end mark, never dropped
+    assert [x["step"] for x in got[:-2]] == [47, 48, 49, 50] and got[-2] == {"done": True} and got[-1] is None

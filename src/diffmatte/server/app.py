@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import json
 import logging
 from dataclasses import dataclass
@@ -224,6 +225,43 @@ def _box(form: Form) -> Box:
 
 
 # -- endpoints ----------------------------------------------------------------------------------
+class FrameBuffer:
+    """What /api/matte/stream has produced and its client has not read yet, bounded.
+
+    Every step's frame is a full-size PNG: a client that reads slower than the steps come would
+    make the server hold all of them. Beyond ``max_frames`` waiting frames the oldest is dropped
+    (the page shows the newest anyway); the final matte, an error and the end mark are never
+    dropped. Used from the event loop only (the worker hands items over with call_soon_threadsafe).
+    """
+
+    def __init__(self, max_frames: int = 4) -> None:
+        self.max_frames = max_frames
+        self.dropped = 0
+        self._items: collections.deque[dict[str, Any] | BaseException | None] = collections.deque()
+        self._ready = asyncio.Event()
+
+    @staticmethod
+    def _is_frame(item: object) -> bool:
+        return isinstance(item, dict) and "step" in item
+
+    def put(self, item: dict[str, Any] | BaseException | None) -> None:
+        self._items.append(item)
+        frames = [x for x in self._items if self._is_frame(x)]
+        if len(frames) > self.max_frames:
+            self._items.remove(frames[0])
+            self.dropped += 1
+        self._ready.set()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def get(self) -> dict[str, Any] | BaseException | None:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._items.popleft()
+
+
 def create_app(engine: Engine, model_name: str) -> ASGIApp:
     """The ASGI app of ``diffmatte serve`` around a running engine."""
     cfg = engine.config
@@ -288,10 +326,10 @@ def create_app(engine: Engine, model_name: str) -> ASGIApp:
         form = await read_form(request)
         req = matte_request(form)
         loop = asyncio.get_running_loop()
-        items: asyncio.Queue[dict[str, Any] | BaseException | None] = asyncio.Queue()
+        items = FrameBuffer()
 
         def put(item: dict[str, Any] | BaseException | None) -> None:
-            loop.call_soon_threadsafe(items.put_nowait, item)
+            loop.call_soon_threadsafe(items.put, item)
 
         def b64(png: bytes) -> str:
             return base64.b64encode(png).decode("ascii")
