@@ -18,6 +18,7 @@ import platform
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -68,7 +69,9 @@ def main() -> None:
         s["in_process_s"], s["cli_s"] = [], []
     # a model without fusion needs no "off" row
     settings = [s for s in settings if s["fusion"] is None or loaded[(s["model"], s["precision"])].config.fusion]
-    exe = shutil.which("diffmatte") or "diffmatte"
+    # the console script beside this interpreter (a venv need not be on PATH), as a user runs it
+    beside = Path(sys.executable).parent / "diffmatte"
+    exe = str(beside) if beside.exists() else shutil.which("diffmatte") or "diffmatte"
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeats):
             for s in settings:
