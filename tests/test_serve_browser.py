@@ -188,3 +188,119 @@ def test_page_matte_equals_the_api(page: Page, server: BackgroundServer, tmp_pat
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     assert page.locator("#canvas").bounding_box()["width"] <= 390
     page.screenshot(path=str(tmp_path / "serve_page_phone.png"), full_page=True)
+
+
+# -- the defects a first-time user met (issue 23), each a test that failed before its fix ---------
+def _open_lemur(page: Page, server: BackgroundServer) -> None:
+    page.goto(server.url + "/")
+    page.wait_for_selector("#model:has-text('default')")
+    page.set_input_files("#file", str(LEMUR))
+    page.wait_for_selector("body[data-state=image]")
+
+
+def _status(page: Page) -> str:
+    return page.inner_text("#status")
+
+
+def test_keyboard_reaches_open_and_every_control_has_a_name(page: Page, server: BackgroundServer) -> None:
+    page.goto(server.url + "/")
+    page.wait_for_selector("#model:has-text('default')")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "open"  # the first stop, reachable by Tab
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(LEMUR))
+    page.wait_for_selector("body[data-state=image]")
+    unnamed = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]):not([hidden]), select, progress, button')]
+            .filter((e) => !e.closest('[hidden]') && !(e.getAttribute('aria-label') || e.closest('label') || e.textContent.trim()))
+            .map((e) => e.id)"""
+    )
+    assert unnamed == []
+
+
+def test_run_needs_known_pixels_and_bad_steps_are_refused(page: Page, server: BackgroundServer) -> None:
+    _open_lemur(page, server)
+    assert page.is_disabled("#run")  # an all-unknown trimap would give a flat grey matte
+    page.check("input[name=brush][value='255']")
+    _drag(page, [(340, 250), (360, 250)])
+    assert page.is_enabled("#run")
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url) if "/api/" in r.url else None)
+    page.fill("#steps", "500")
+    page.click("#run")
+    assert "steps must be a whole number from 1 to 100" in _status(page)
+    page.fill("#steps", "2.5")
+    page.click("#run")
+    assert 'got "2.5"' in _status(page)
+    assert requests == [] and page.get_attribute("body", "data-state") == "image"  # nothing was sent
+    page.fill("#steps", str(STEPS))
+    page.click("#run")
+    page.wait_for_selector("body[data-state=done]", timeout=60_000)
+    assert page.evaluate("() => document.activeElement.id") == "run"  # focus is back where it was
+
+
+def test_trimap_opens_from_a_file_and_downloads_as_one_grey_channel(page: Page, server: BackgroundServer,
+                                                                   tmp_path: Path) -> None:
+    _open_lemur(page, server)
+    page.set_input_files("#trimap-file", str(REPO / "examples" / "lemur_trimap.png"))
+    page.wait_for_selector("body[data-state=trimap]")
+    data = _download(page, "#save-trimap")
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.mode == "L" and im.size == (LEMUR_W, LEMUR_H)
+        got = np.asarray(im)
+    given = np.asarray(Image.open(REPO / "examples" / "lemur_trimap.png").convert("L"))
+    np.testing.assert_array_equal(got, np.select([given == 0, given == 255], [0, 255], 128))
+    Image.fromarray(given[:100, :100]).save(tmp_path / "small.png")
+    page.set_input_files("#trimap-file", str(tmp_path / "small.png"))
+    page.wait_for_selector("#status.error")
+    assert "the trimap is 100x100 but the image is 680x440" in _status(page)
+
+
+def test_undo_takes_back_a_correction_and_its_matte(page: Page, server: BackgroundServer) -> None:
+    _open_lemur(page, server)
+    page.click("#auto")
+    page.wait_for_selector("body[data-state=trimap]", timeout=60_000)
+    page.fill("#steps", str(STEPS))
+    page.click("#run")
+    page.wait_for_selector("body[data-state=done]", timeout=60_000)
+    page.wait_for_selector("#save-cutout:not([disabled])", timeout=60_000)
+    before = _shown_alpha(page)
+    trimap_before = _grey(_download(page, "#save-trimap"))
+    page.check("input[name=brush][value='0']")
+    _drag(page, [(300, 120), (380, 120)])  # a background stroke across the head: a hole in the matte
+    page.wait_for_selector("#status:has-text('re-matted the window')", timeout=60_000)
+    assert (_shown_alpha(page) != before).any()
+    page.click("#undo")
+    np.testing.assert_array_equal(_shown_alpha(page), before)
+    np.testing.assert_array_equal(_grey(_download(page, "#save-alpha")), before)
+    np.testing.assert_array_equal(_grey(_download(page, "#save-trimap")), trimap_before)
+    cutout = np.asarray(Image.open(io.BytesIO(_download(page, "#save-cutout"))))
+    np.testing.assert_array_equal(cutout[..., 3], before)
+
+
+def test_downloads_never_hand_out_another_images_results(page: Page, server: BackgroundServer, tmp_path: Path) -> None:
+    _open_lemur(page, server)
+    page.click("#auto")
+    page.wait_for_selector("body[data-state=trimap]", timeout=60_000)
+    page.fill("#steps", "1")
+    page.click("#run")
+    page.wait_for_selector("body[data-state=done]", timeout=60_000)
+    # Another picture opened while the lemur's cutout is still being estimated.
+    other = tmp_path / "other.png"
+    Image.fromarray(np.full((300, 400, 3), 90, np.uint8)).save(other)
+    page.set_input_files("#file", str(other))
+    page.wait_for_selector("#status:has-text('other: 400x300')")
+    page.wait_for_timeout(3000)  # the lemur's cutout answer has come back by now
+    assert page.is_disabled("#save-cutout") and page.is_disabled("#save-alpha")
+
+    # A picture above the server's limit is refused with an offer to shrink it, and nothing of the
+    # previous picture stays downloadable.
+    page.evaluate("() => { window.diffmatte.maxPixels = 100000; }")
+    page.set_input_files("#file", str(LEMUR))
+    page.wait_for_selector("#status.error")
+    assert "680×440 (0.3 MP) is above this server's limit of 0.1 MP: shrink it to 393×254?" in _status(page)
+    assert page.is_disabled("#save-cutout") and page.is_disabled("#save-alpha") and page.is_disabled("#run")
+    page.click("#shrink")
+    page.wait_for_selector("body[data-state=image]")
+    assert page.evaluate("() => [window.diffmatte.w, window.diffmatte.h]") == [393, 254]

@@ -19,7 +19,8 @@ const S = {
   cutoutPng: null,
   stroke: null,       // Uint8Array w*h: pixels of the stroke being painted (shown over the matte)
   box: null,          // [x0, y0, x1, y1) of the current stroke
-  busy: false, frames: 0, maxSteps: 100,
+  busy: false, frames: 0, maxSteps: 100, maxPixels: 0,
+  generation: 0,      // bumped when another image opens: answers for the old one are dropped
 };
 window.diffmatte = S; // for the browser test and the curious
 
@@ -30,9 +31,15 @@ function status(text, isError = false) {
 
 function setState(state) { document.body.dataset.state = state; }
 
+// Run needs a trimap with some known pixels: with none the network has nothing to hold on to
+// and returns a flat matte.
+function hasKnown() { return S.trimap !== null && S.trimap.some((v) => v !== 128); }
+
 function enable() {
   const has = S.trimap !== null;
-  for (const id of ["auto", "clear", "save-trimap", "run"]) $(id).disabled = !has || S.busy;
+  for (const id of ["auto", "clear", "save-trimap", "open-trimap"]) $(id).disabled = !has || S.busy;
+  $("run").disabled = !hasKnown() || S.busy;
+  $("run").title = has && !hasKnown() ? "Mark some foreground or background first (Automatic, or paint)" : "";
   $("undo").disabled = S.undo.length === 0 || S.busy;
   $("save-alpha").disabled = S.alphaPng === null;
   $("save-cutout").disabled = S.cutoutPng === null;
@@ -78,18 +85,47 @@ async function greyOf(blob) {
   return out;
 }
 
-function trimapBlob() {
-  const c = new OffscreenCanvas(S.w, S.h);
-  const x = c.getContext("2d");
-  const img = x.createImageData(S.w, S.h);
-  for (let i = 0; i < S.trimap.length; i++) {
-    const v = S.trimap[i];
-    img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = v;
-    img.data[4 * i + 3] = 255;
+// A canvas only encodes RGBA; a trimap is one grey channel, so the PNG is written here
+// (8-bit greyscale, filter 0 on every row, zlib through the browser's CompressionStream).
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
   }
-  x.putImageData(img, 0, 0);
-  return c.convertToBlob({ type: "image/png" });
+  return t;
+})();
+
+function crc32(bytes) {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
 }
+
+function chunk(type, data) {
+  const out = new Uint8Array(12 + data.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, data.length);
+  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
+  out.set(data, 8);
+  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
+  return out;
+}
+
+async function greyPng(w, h, values) {
+  const rows = new Uint8Array(h * (w + 1));
+  for (let y = 0; y < h; y++) rows.set(values.subarray(y * w, (y + 1) * w), y * (w + 1) + 1);
+  const zipped = new Uint8Array(await new Response(new Blob([rows]).stream().pipeThrough(new CompressionStream("deflate"))).arrayBuffer());
+  const header = new Uint8Array(13);
+  const hv = new DataView(header.buffer);
+  hv.setUint32(0, w); hv.setUint32(4, h);
+  header[8] = 8; // bit depth; colour type 0 (grey), compression, filter and interlace 0
+  const signature = new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]);
+  return new Blob([signature, chunk("IHDR", header), chunk("IDAT", zipped), chunk("IEND", new Uint8Array(0))], { type: "image/png" });
+}
+
+function trimapBlob() { return greyPng(S.w, S.h, S.trimap); }
 
 function b64ToBlob(b64) {
   const bin = atob(b64);
@@ -147,10 +183,35 @@ function render(box = null) {
 }
 
 // -- opening an image ---------------------------------------------------------------------------
+function forgetImage() {
+  S.generation += 1;
+  S.file = null; S.rgb = null; S.trimap = null;
+  S.undo = []; S.alpha = S.alphaPng = S.cutout = S.cutoutPng = S.stroke = null;
+  $("shrink-row").hidden = true;
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  setState("empty");
+  enable();
+}
+
 async function openFile(file) {
   if (!file) return;
   try {
     const p = await pixels(file);
+    if (S.maxPixels && p.w * p.h > S.maxPixels) {
+      // Refused before anything is sent: the old image's results go too, so no download can
+      // hand out another picture's matte.
+      forgetImage();
+      const s = Math.sqrt(S.maxPixels / (p.w * p.h));
+      const w = Math.max(1, Math.floor(p.w * s)), h = Math.max(1, Math.floor(p.h * s));
+      const mp = (n) => (n / 1e6).toFixed(n < 1e7 ? 1 : 0);
+      status(`${p.w}×${p.h} (${mp(p.w * p.h)} MP) is above this server's limit of ${mp(S.maxPixels)} MP: shrink it to ${w}×${h}?`, true);
+      $("shrink").textContent = `Shrink to ${w}×${h}`;
+      $("shrink").onclick = () => shrink(file, w, h);
+      $("shrink-row").hidden = false;
+      return;
+    }
+    S.generation += 1;
+    $("shrink-row").hidden = true;
     S.file = file; S.name = (file.name || "image").replace(/\.[^.]*$/, "");
     S.w = p.w; S.h = p.h; S.rgb = p.data;
     S.trimap = new Uint8Array(S.w * S.h).fill(128);
@@ -159,13 +220,25 @@ async function openFile(file) {
     $("view").value = "trimap";
     setState("image");
     render(); enable();
-    status(`${S.name}: ${S.w}x${S.h}. Make a trimap: Automatic, or paint foreground, background and unknown.`);
+    status(`${S.name}: ${S.w}x${S.h}. Make a trimap: Automatic, Open trimap…, or paint foreground, background and unknown.`);
   } catch (e) {
     status(`cannot open this file as an image (${e.message})`, true);
   }
 }
 
-$("file").addEventListener("change", (e) => openFile(e.target.files[0]));
+async function shrink(file, w, h) {
+  const bmp = await decodeBitmap(file);
+  const c = new OffscreenCanvas(w, h);
+  const x = c.getContext("2d");
+  x.imageSmoothingQuality = "high";
+  x.drawImage(bmp, 0, 0, w, h);
+  const blob = await c.convertToBlob({ type: "image/png" });
+  const name = (file.name || "image").replace(/\.[^.]*$/, "") + `_${w}x${h}.png`;
+  await openFile(new File([blob], name, { type: "image/png" }));
+}
+
+$("open").addEventListener("click", () => $("file").click());
+$("file").addEventListener("change", (e) => { openFile(e.target.files[0]); e.target.value = ""; });
 const stage = $("stage");
 stage.addEventListener("dragover", (e) => { e.preventDefault(); stage.classList.add("drag"); });
 stage.addEventListener("dragleave", () => stage.classList.remove("drag"));
@@ -175,9 +248,19 @@ stage.addEventListener("drop", (e) => {
 });
 
 // -- trimap -------------------------------------------------------------------------------------
+// An undo step is the trimap and the matte as they were: undoing a correction also takes back
+// the re-matted window (and the downloads follow).
 function pushUndo() {
-  S.undo.push(S.trimap.slice());
+  S.undo.push({ trimap: S.trimap.slice(), alpha: S.alpha, alphaPng: S.alphaPng, cutout: S.cutout, cutoutPng: S.cutoutPng });
   if (S.undo.length > UNDO_LIMIT) S.undo.shift();
+}
+
+function undo() {
+  if (!S.undo.length || S.busy) return;
+  const u = S.undo.pop();
+  S.trimap = u.trimap; S.alpha = u.alpha; S.alphaPng = u.alphaPng; S.cutout = u.cutout; S.cutoutPng = u.cutoutPng;
+  render(); enable();
+  status("undone.");
 }
 
 async function autoTrimap() {
@@ -186,7 +269,9 @@ async function autoTrimap() {
   try {
     const fields = { image: S.file };
     if (+$("band").value > 0) fields.band = $("band").value;
+    const gen = S.generation;
     const blob = await (await post("/api/trimap", fields)).blob();
+    if (gen !== S.generation) return;
     const tri = await greyOf(blob);
     pushUndo();
     S.trimap = tri;
@@ -205,9 +290,34 @@ $("auto").addEventListener("click", autoTrimap);
 $("band").addEventListener("input", () => { $("band-out").textContent = +$("band").value ? $("band").value + " px" : "auto"; });
 $("band").addEventListener("change", () => { if (S.trimap && !S.busy) autoTrimap(); });
 $("size").addEventListener("input", () => { $("size-out").textContent = $("size").value; });
-$("undo").addEventListener("click", () => { if (S.undo.length) { S.trimap = S.undo.pop(); render(); enable(); } });
+$("undo").addEventListener("click", undo);
 $("clear").addEventListener("click", () => { pushUndo(); S.trimap.fill(0); render(); enable(); });
 $("save-trimap").addEventListener("click", async () => save(await trimapBlob(), `${S.name}_trimap.png`));
+
+async function openTrimap(file) {
+  if (!file || !S.trimap) return;
+  const gen = S.generation;
+  try {
+    const p = await pixels(file);
+    if (gen !== S.generation) return;
+    if (p.w !== S.w || p.h !== S.h) throw new Error(`the trimap is ${p.w}x${p.h} but the image is ${S.w}x${S.h}; it must have the image's size`);
+    const tri = new Uint8Array(p.w * p.h);
+    for (let i = 0; i < tri.length; i++) {
+      const v = p.data[4 * i]; // grey: R = G = B; as the command line reads it, anything but 0 and 255 is unknown
+      tri[i] = v === 0 ? 0 : v === 255 ? 255 : 128;
+    }
+    pushUndo();
+    S.trimap = tri;
+    $("view").value = "trimap";
+    render(); enable();
+    status(`trimap ${file.name} loaded; paint to correct it, then Run.`);
+    setState("trimap");
+  } catch (e) {
+    status(`cannot use this trimap: ${e.message}`, true);
+  }
+}
+$("open-trimap").addEventListener("click", () => $("trimap-file").click());
+$("trimap-file").addEventListener("change", (e) => { openTrimap(e.target.files[0]); e.target.value = ""; });
 
 function brushValue() { return +document.querySelector("input[name=brush]:checked").value; }
 
@@ -258,7 +368,16 @@ canvas.addEventListener("pointerup", endStroke);
 canvas.addEventListener("pointercancel", endStroke);
 
 // -- matting ------------------------------------------------------------------------------------
-function steps() { return Math.min(S.maxSteps, Math.max(1, Math.round(+$("steps").value || 10))); }
+// Out of range is refused with a message, never silently changed into another number.
+function steps() {
+  const raw = $("steps").value.trim(), n = Number(raw);
+  if (raw === "" || !Number.isInteger(n) || n < 1 || n > S.maxSteps) {
+    status(`steps must be a whole number from 1 to ${S.maxSteps}, got "${raw}"`, true);
+    $("steps").focus();
+    return null;
+  }
+  return n;
+}
 function seed() { return Math.max(0, Math.round(+$("seed").value || 0)); }
 
 async function showMatte(blob) {
@@ -267,22 +386,31 @@ async function showMatte(blob) {
 }
 
 async function updateCutout() {
+  const gen = S.generation, alphaPng = S.alphaPng;
   S.cutout = null; S.cutoutPng = null; enable();
+  $("save-cutout").textContent = "Download cutout (estimating colours…)";
   try {
-    const blob = await (await post("/api/cutout", { image: S.file, alpha: S.alphaPng })).blob();
+    const blob = await (await post("/api/cutout", { image: S.file, alpha: alphaPng })).blob();
     const p = await pixels(blob);
+    // Dropped if another image opened or the matte changed meanwhile (a download must match the screen).
+    if (gen !== S.generation || alphaPng !== S.alphaPng) return;
     S.cutout = p.data; S.cutoutPng = blob;
     if ($("view").value === "cutout" || $("view").value === "compare") render();
   } catch (e) {
-    status(`cutout: ${e.message}`, true);
+    if (gen === S.generation) status(`cutout: ${e.message}`, true);
+  } finally {
+    if (gen === S.generation && alphaPng === S.alphaPng) $("save-cutout").textContent = "Download cutout";
+    enable();
   }
-  enable();
 }
 
 async function run() {
+  const n = steps();
+  if (n === null) return;
+  if (!hasKnown()) { status("the trimap has no foreground or background: mark some first (Automatic, or paint)", true); return; }
+  const gen = S.generation;
   S.busy = true; enable(); setState("running");
   S.frames = 0; canvas.dataset.frames = "0";
-  const n = steps();
   $("progress").max = n; $("progress").value = 0;
   status(`matting: encoder…`);
   const t0 = performance.now();
@@ -300,6 +428,7 @@ async function run() {
       while ((nl = buffer.indexOf("\n")) >= 0) {
         const item = JSON.parse(buffer.slice(0, nl));
         buffer = buffer.slice(nl + 1);
+        if (gen !== S.generation) { reader.cancel(); return; } // another image opened meanwhile
         if (item.error) throw new Error(item.error);
         if (item.done) {
           await showMatte(b64ToBlob(item.alpha));
@@ -318,6 +447,7 @@ async function run() {
     status(`matte done: ${n} steps in ${secs} s. Paint a stroke to correct it (only a window around it is re-matted).`);
     setState("done");
     S.busy = false; enable();
+    $("run").focus(); // the button was disabled while running, which took the focus away
     await updateCutout();
   } catch (e) {
     status(e.message, true); setState("error");
@@ -327,17 +457,21 @@ async function run() {
 }
 
 async function refine() {
-  const box = S.box;
+  const box = S.box, gen = S.generation;
+  const n = steps();
+  if (n === null) { S.stroke = null; render(); return; }
   S.busy = true; enable(); setState("refining");
   status("re-matting around the stroke…");
   const t0 = performance.now();
   try {
     const response = await post("/api/refine", {
       image: S.file, trimap: await trimapBlob(), alpha: S.alphaPng,
-      box: box.join(","), steps: steps(), seed: seed(), window: 512,
+      box: box.join(","), steps: n, seed: seed(), window: 512,
     });
     const win = response.headers.get("X-Diffmatte-Window");
-    await showMatte(await response.blob());
+    const blob = await response.blob();
+    if (gen !== S.generation) return;
+    await showMatte(blob);
     S.stroke = null;
     if ($("view").value === "trimap") $("view").value = "alpha";
     render();
@@ -374,6 +508,7 @@ $("save-cutout").addEventListener("click", () => save(S.cutoutPng, `${S.name}_cu
 fetch("/api/health").then((r) => r.json()).then((h) => {
   $("model").textContent = `model ${h.model} (${h.preset}), diffmatte ${h.version}`;
   S.maxSteps = h.max_steps;
+  S.maxPixels = h.max_pixels || 0;
   $("steps").max = h.max_steps;
   $("steps").value = Math.min(h.default_steps, h.max_steps);
 }).catch(() => status("the server does not answer", true));
