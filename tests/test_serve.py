@@ -262,6 +262,16 @@ def test_bad_refine_requests(server: BackgroundServer) -> None:
     assert r.status == 400 and "alpha is 40x40 but the image is 64x48" in r.error()
 
 
+def test_a_refine_window_over_the_pixel_budget_is_refused(model: DiffMatte) -> None:
+    files = {"image": png(_image()), "trimap": png(_trimap()), "alpha": png(_trimap())}
+    with BackgroundServer(ServerConfig(port=0, max_refine_pixels=3000), model, "tiny") as s:
+        r = _post(s, "/api/refine", {"box": "1,1,5,5", "steps": 1}, files)  # the window is the whole 64x48 image
+        assert r.status == 413 and "the window to re-matte is 64x48 (0.0 MP), above this server's refine limit" in r.error()
+        assert request(s.url + "/api/health").status == 200
+    with BackgroundServer(ServerConfig(port=0, max_refine_pixels=3072), model, "tiny") as s:
+        assert _post(s, "/api/refine", {"box": "1,1,5,5", "steps": 1}, files).status == 200
+
+
 def test_bad_http(server: BackgroundServer) -> None:
     r = request(server.url + "/api/matte", body=b"image=x", content_type="application/x-www-form-urlencoded")
     assert r.status == 415 and "send multipart/form-data" in r.error()

@@ -24,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import DiffMatteError, InputError
 from ..io import DEFAULT_MAX_PIXELS, load_pair
-from ..refine import Box, refine_window
+from ..refine import Box, choose_window, refine_window
 
 if TYPE_CHECKING:
     from ..pipeline import DiffMatte
@@ -64,6 +64,9 @@ class ServerConfig:
     max_steps: int = 100
     default_steps: int = 10
     max_seeds: int = 8  # samples one matte request may average (each costs a decoder pass)
+    # A refine window is matted at full resolution: its pixels bound the memory one request takes
+    # (a long stroke over a 50 MP photo would otherwise ask for tens of GiB).
+    max_refine_pixels: int = 4_000_000
 
 
 class Busy(DiffMatteError):
@@ -87,7 +90,7 @@ class Unavailable(DiffMatteError):
 
 
 class TooLarge(InputError):
-    """An image over the pixel limit."""
+    """An image (or a refine window) over a pixel limit."""
 
 
 @dataclass
@@ -335,6 +338,14 @@ class Engine:
         def step(k: int, x0: Any) -> None:
             ctx.check()
 
+        win = choose_window(req.box, h, w, req.window)
+        area = (win.right - win.left) * (win.bottom - win.top)
+        if area > self.config.max_refine_pixels:
+            raise TooLarge(
+                f"the window to re-matte is {win.right - win.left}x{win.bottom - win.top} ({area / 1e6:.1f} MP), above this "
+                f"server's refine limit of {self.config.max_refine_pixels / 1e6:g} MP: use a smaller stroke or window, or "
+                "run the whole image"
+            )
         result = refine_window(
             self.model, image, trimap, previous, req.box, steps=req.steps, seed=req.seed, window=req.window, on_step=step
         )
