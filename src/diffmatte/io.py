@@ -44,6 +44,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError
+from .limits import DEFAULT_MAX_PIXELS
 
 # The writers live in .writers; importing them here keeps ``diffmatte.io`` the one place for both.
 from .writers import (
@@ -97,9 +98,6 @@ __all__ = [
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 
 MIN_SIDE = 32  # px; the encoders downsample by 16-32, smaller inputs carry no usable context
-# Refuses inputs whose decoded size alone would exhaust memory. Callers raise it with
-# max_pixels= (CLI: --max-pixels); None disables the check.
-DEFAULT_MAX_PIXELS = 50_000_000
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")

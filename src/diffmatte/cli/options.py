@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 import click
 
 from ..errors import CheckpointError
+from ..limits import DEFAULT_MAX_PIXELS
 from ..registry import DEFAULT_MODEL, PACKAGED_MODELS
 
 if TYPE_CHECKING:
@@ -32,8 +33,6 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Kept in step with diffmatte.io.DEFAULT_MAX_PIXELS (not imported: that would import torch).
-_DEFAULT_MAX_PIXELS = 50_000_000
 
 
 def model_option(f: F) -> F:
@@ -73,7 +72,7 @@ def max_pixels_option(f: F) -> F:
     return click.option(
         "--max-pixels",
         type=click.IntRange(1),
-        default=_DEFAULT_MAX_PIXELS,
+        default=DEFAULT_MAX_PIXELS,
         show_default=True,
         help="Refuse images with more pixels than this.",
     )(f)
