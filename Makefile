@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo serve test parity parity-bf16 bench data valset gpu-data train-default train-engine train-glass clean
+.PHONY: test-slow setup browser demo serve test parity parity-bf16 bench data valset gpu-data train-default train-engine train-glass clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,9 +38,16 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/diffmatte serve
 
-# DIFFMATTE_REQUIRE_BROWSER: the browser test fails, rather than skips, if chromium is missing.
+# DIFFMATTE_REQUIRE_BROWSER: the browser tests fail, rather than skip, if chromium is missing.
+# `make test` runs every test not marked slow (about a minute and a half on 2 cores); `make
+# test-slow` the slow ones (ONNX export, parity kit, multi-process, browser: a few minutes);
+# CI (.ci/run) runs both.
+PYTEST := DIFFMATTE_REQUIRE_BROWSER=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pytest -q
 test: $(STAMP) browser
-	DIFFMATTE_REQUIRE_BROWSER=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pytest -q
+	$(PYTEST) -m "not slow"
+
+test-slow: $(STAMP) browser
+	$(PYTEST) -m slow
 
 # At the README's tolerances (the kit's defaults are 1e-4 and 1e-3); the JSON keeps every difference.
 parity: $(STAMP)

@@ -19,10 +19,13 @@ from diffmatte.hashing import sha256_file
 from diffmatte.models.configuration import DiffMatteConfig
 from diffmatte.models.dunet import DUNetConfig
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnxscript") is None,
-    reason="needs diffmatte[export] (onnx, onnxscript, onnxruntime)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnxscript") is None,
+        reason="needs diffmatte[export] (onnx, onnxscript, onnxruntime)",
+    ),
+    pytest.mark.slow,  # exporting takes over a minute on 2 cores; `make test-slow` and CI run it
+]
 
 
 @pytest.fixture(autouse=True)

@@ -67,6 +67,7 @@ def test_shards_are_disjoint_deterministic_and_complete() -> None:
     assert World().shard(items) == items
 
 
+@pytest.mark.slow
 def test_two_processes_write_what_one_process_writes(tmp_path: Path) -> None:
     model, images, trimaps = _folder(tmp_path, 5, 48)
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(images / "orphan.png")  # no trimap: one failure
@@ -100,6 +101,7 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the ranks' processes through /proc")
+@pytest.mark.slow
 def test_a_killed_rank_leaves_no_partial_output_and_a_rerun_completes_the_set(tmp_path: Path) -> None:
     n = 10
     model, images, trimaps = _folder(tmp_path, n, 96)

@@ -493,6 +493,7 @@ def _rss_kib(pid: int, field: str) -> int:
     raise AssertionError(field)
 
 
+@pytest.mark.slow
 def test_cli_serve_warns_on_every_interface_and_refuses_a_busy_port(model_file: Path) -> None:
     proc, url = _start("--model", str(model_file), "--host", "0.0.0.0")
     try:
@@ -509,6 +510,7 @@ def test_cli_serve_warns_on_every_interface_and_refuses_a_busy_port(model_file: 
     assert "warning: listening on 0.0.0.0" in err
 
 
+@pytest.mark.slow
 def test_load_twenty_concurrent_requests(model_file: Path, model: DiffMatte) -> None:
     """Every request gets its matte or a 503 with Retry-After; the server stays up; memory stays bounded."""
     proc, url = _start("--model", str(model_file), "--queue", "4")

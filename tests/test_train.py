@@ -276,6 +276,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(data_root: Path, 
     assert loss_steps == [1, 2, 3, 4, 5, 6] and all(r["loss/total"] != 9.0 for r in logged)
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_moment_then_resume(data_root: Path, tmp_path: Path) -> None:
     reference = main(load_config("tiny_res34", tiny_overrides(data_root, tmp_path, "run_name=ref", "max_steps=6")))
     run = tmp_path / "killed"
@@ -360,6 +361,7 @@ torch.save(result.net.state_dict(), os.path.join(sys.argv[1], f"rank{os.environ[
 """
 
 
+@pytest.mark.slow
 def test_two_process_ddp_keeps_identical_weights(data_root: Path, tmp_path: Path) -> None:
     worker = tmp_path / "worker.py"
     worker.write_text(_DDP_WORKER)
