@@ -14,6 +14,7 @@ from diffmatte.foreground import (
     cutout,
     estimate_foreground,
     estimate_foreground_background,
+    estimate_foreground_blur_fusion,
     parse_background,
 )
 
@@ -41,6 +42,16 @@ def test_recovers_known_foreground_in_the_soft_region() -> None:
     recon = alpha[..., None] * f_est + (1 - alpha[..., None]) * b_est
     assert np.abs(recon - image).max() < 0.02
     assert f_est.dtype == np.float32 and f_est.min() >= 0 and f_est.max() <= 1
+
+
+def test_blur_fusion_also_removes_the_old_background() -> None:
+    image, alpha, fg, _ = _synthetic()
+    f_est = estimate_foreground_blur_fusion(image, alpha)
+    soft = (alpha > 0.1) & (alpha < 0.9)
+    assert np.abs(f_est - fg)[soft].mean() < np.abs(image - fg)[soft].mean() / 3
+    assert f_est.shape == image.shape and f_est.dtype == np.float32 and 0 <= f_est.min() and f_est.max() <= 1
+    with pytest.raises(InputError, match="same size"):
+        estimate_foreground_blur_fusion(image, alpha[:-1])
 
 
 def test_constant_regions_stay_put() -> None:
