@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from .errors import CheckpointError
 from .models.configuration import DiffMatteConfig, get_preset
+from .writers import atomic_write
 
 __all__ = [
     "read_state_dict",
@@ -144,15 +145,9 @@ def save_safetensors(model: nn.Module, config: DiffMatteConfig, path: str | os.P
     """Write the weights and config; atomically, so an interrupted save leaves no torn file."""
     from safetensors.torch import save_file
 
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
     sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    try:
-        save_file(sd, str(tmp), metadata={CONFIG_METADATA_KEY: json.dumps(config.to_dict())})
-        os.replace(tmp, p)
-    finally:
-        # A failed write (disk full, interrupted) leaves no hidden partial file behind.
-        tmp.unlink(missing_ok=True)
+    metadata = {CONFIG_METADATA_KEY: json.dumps(config.to_dict())}
+    atomic_write(path, lambda tmp: save_file(sd, str(tmp), metadata=metadata))
 
 
 def config_for(sd: Mapping[str, Tensor], preset: str | None, stored: DiffMatteConfig | None) -> DiffMatteConfig:

@@ -6,8 +6,9 @@ lines they wrote are cut first (as TensorBoard's ``purge_step`` does for event f
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from .writers import atomic_write
 
 __all__ = ["truncate_metrics"]
 
@@ -33,10 +34,5 @@ def truncate_metrics(path: Path, last_step: int) -> int:
         keep += 1
     if keep == len(lines):
         return 0
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text("".join(lines[:keep]))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_text("".join(lines[:keep])))
     return len(lines) - keep

@@ -25,6 +25,7 @@ from ..baselines import NoSolution
 from ..errors import DiffMatteError
 from ..io import read_alpha_u8, read_trimap_levels
 from ..metrics import compute_all
+from ..writers import atomic_write
 from .dataset import Dataset, Sample
 from .methods import Method, MethodSpec
 
@@ -142,10 +143,9 @@ def _write_cached(path: Path, digest: str, key: Mapping[str, Any], pred: NDArray
     path.parent.mkdir(parents=True, exist_ok=True)
     info = PngImagePlugin.PngInfo()
     info.add_text(_CACHE_TEXT_KEY, json.dumps({"digest": digest, **asdict(timing), "key": key}))
-    # Write then rename, so an interrupted run never leaves a truncated file under a valid name.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    Image.fromarray(pred).save(tmp, format="PNG", pnginfo=info)
-    os.replace(tmp, path)
+    # Write then rename, so an interrupted run never leaves a truncated file under a valid name
+    # (nor its temporary file after a failure).
+    atomic_write(path, lambda tmp: Image.fromarray(pred).save(tmp, format="PNG", pnginfo=info))
 
 
 @dataclass(frozen=True)
