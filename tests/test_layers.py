@@ -24,6 +24,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
                   "fusion"),
     "limits": ("io", "models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation",
                "runtime", "errors"),
+    "suggest": ("io", "models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation"),
     "io": ("models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation"),
     "pipeline": ("train", "cli", "evaluation", "loading"),
     "train": ("cli",),
