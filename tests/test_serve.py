@@ -119,6 +119,18 @@ def test_seeds_and_uncertainty_equal_predict(server: BackgroundServer, model: Di
     assert (spread.image()[trimap != 128] == 0).all() and spread.image().max() > 0
 
 
+def test_stream_with_seeds_ends_with_the_uncertainty_and_where_to_paint(server: BackgroundServer, model: DiffMatte) -> None:
+    image, trimap = _image(seed=8), _trimap()
+    r = request(server.url + "/api/matte/stream", {"steps": 2, "seed": 1, "seeds": 3}, {"image": png(image), "trimap": png(trimap)})
+    last = json.loads(r.body.decode().splitlines()[-1])
+    alpha, u = model.predict(image, trimap, 2, 1, seeds=3, uncertainty=True)
+    shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(last["uncertainty"]))))
+    np.testing.assert_array_equal(shown, _u8(2 * u))
+    assert last["suggestions"] and all(len(b) == 4 for b in last["suggestions"])
+    one = request(server.url + "/api/matte/stream", {"steps": 2}, {"image": png(image), "trimap": png(trimap)})
+    assert "uncertainty" not in json.loads(one.body.decode().splitlines()[-1])  # one seed: no map
+
+
 def test_cutout_outputs(server: BackgroundServer, model: DiffMatte) -> None:
     image, trimap = _image(), _trimap()
     files = {"image": png(image), "trimap": png(trimap)}

@@ -304,3 +304,30 @@ def test_downloads_never_hand_out_another_images_results(page: Page, server: Bac
     page.click("#shrink")
     page.wait_for_selector("body[data-state=image]")
     assert page.evaluate("() => [window.diffmatte.w, window.diffmatte.h]") == [393, 254]
+
+
+def test_the_uncertainty_view_shows_the_apis_map_and_outlines_where_to_paint(page: Page, server: BackgroundServer) -> None:
+    _open_lemur(page, server)
+    page.set_input_files("#trimap-file", str(REPO / "examples" / "lemur_trimap.png"))
+    page.wait_for_selector("body[data-state=trimap]")
+    assert page.is_disabled("#view option[value=uncertainty]")
+    page.check("#unsure")
+    page.fill("#steps", "2")
+    page.click("#run")
+    page.wait_for_selector("body[data-state=done]", timeout=60_000)
+    assert page.input_value("#view") == "uncertainty" and "a stroke in the outlined window helps most" in _status(page)
+    shown = np.frombuffer(base64.b64decode(page.evaluate(
+        """() => { let s = ''; for (const v of window.diffmatte.unsure) s += String.fromCharCode(v); return btoa(s); }"""
+    )), np.uint8).reshape(LEMUR_H, LEMUR_W)
+    trimap = np.asarray(Image.open(REPO / "examples" / "lemur_trimap.png").convert("L"))
+    files = {"image": LEMUR.read_bytes(), "trimap": png(np.select([trimap == 0, trimap == 255], [0, 255], 128).astype(np.uint8))}
+    api = request(server.url + "/api/matte", {"steps": 2, "seed": 0, "seeds": 4, "output": "uncertainty"}, files)
+    np.testing.assert_array_equal(shown, _grey(api.body))
+    boxes = page.evaluate("() => window.diffmatte.suggestions")
+    assert 1 <= len(boxes) <= 3 and all(r > l and b > t for l, t, r, b in boxes)
+    left, top, right, bottom = boxes[0]
+    assert shown[top:bottom, left:right].sum() > 0  # the first window holds uncertainty
+    page.check("input[name=brush][value='0']")
+    _drag(page, [(60, 60), (80, 60)])  # a correction: the map no longer describes the matte on screen
+    page.wait_for_selector("#status:has-text('re-matted the window')", timeout=60_000)
+    assert page.evaluate("() => window.diffmatte.unsure") is None and page.input_value("#view") == "alpha"

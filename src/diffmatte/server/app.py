@@ -336,12 +336,17 @@ def create_app(engine: Engine, model_name: str) -> ASGIApp:
 
         def job(ctx: JobContext) -> None:
             try:
-                _, alpha, _ = engine.matte(
+                _, alpha, spread = engine.matte(
                     ctx,
                     req,
                     on_frame=lambda k, f: put({"step": k + 1, "steps": req.steps, "alpha": b64(encode_png(to_uint8(f)))}),
+                    uncertainty=req.seeds > 1,
                 )
-                put({"done": True, "steps": req.steps, "alpha": b64(encode_png(to_uint8(alpha)))})
+                done: dict[str, Any] = {"done": True, "steps": req.steps, "alpha": b64(encode_png(to_uint8(alpha)))}
+                if spread is not None:  # with several seeds: where the matte is unsure, and where to paint
+                    done["uncertainty"] = b64(engine.uncertainty_png(spread))
+                    done["suggestions"] = engine.suggestions(spread)
+                put(done)
             except BaseException as e:
                 put(e)
                 raise

@@ -363,6 +363,14 @@ class Engine:
         return self.render_cutout(img, a, background)
 
     @staticmethod
+    def suggestions(spread: np.ndarray, count: int = 3) -> list[list[int]]:
+        """The windows to correct first ([left, top, right, bottom], best first), sized to the image."""
+        from ..suggest import suggest_windows
+
+        size = max(32, round(max(spread.shape) / 12))
+        return [[s.left, s.top, s.right, s.bottom] for s in suggest_windows(spread, size, count)]
+
+    @staticmethod
     def uncertainty_png(spread: np.ndarray) -> bytes:
         """Twice the seeds' standard deviation as a grey PNG, as `predict --uncertainty` writes it."""
         return encode_png(to_uint8(np.clip(2.0 * spread, 0.0, 1.0)))

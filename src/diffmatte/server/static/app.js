@@ -19,6 +19,8 @@ const S = {
   cutoutPng: null,
   stroke: null,       // Uint8Array w*h: pixels of the stroke being painted (shown over the matte)
   box: null,          // [x0, y0, x1, y1) of the current stroke
+  unsure: null,       // Uint8Array w*h: where the seeds disagree (the uncertainty view), or null
+  suggestions: [],    // [left, top, right, bottom] windows where a stroke helps most, best first
   busy: false, frames: 0, maxSteps: 100, maxPixels: 0,
   generation: 0,      // bumped when another image opens: answers for the old one are dropped
 };
@@ -43,6 +45,13 @@ function enable() {
   $("undo").disabled = S.undo.length === 0 || S.busy;
   $("save-alpha").disabled = S.alphaPng === null;
   $("save-cutout").disabled = S.cutoutPng === null;
+  document.querySelector("#view option[value=uncertainty]").disabled = S.unsure === null;
+}
+
+// The uncertainty belongs to the matte it came with: any other matte on screen drops it.
+function forgetUnsure() {
+  S.unsure = null; S.suggestions = [];
+  if ($("view").value === "uncertainty") $("view").value = "alpha";
 }
 
 // -- API ----------------------------------------------------------------------------------------
@@ -153,6 +162,7 @@ function render(box = null) {
   const d = out.data;
   let view = $("view").value;
   if (view !== "trimap" && !S.alpha) view = "trimap";
+  if (view === "uncertainty" && !S.unsure) view = "alpha";
   const split = Math.round(S.w * $("split").value / 100);
   const bgColour = $("bg").value === "colour" ? background(0, 0) : null;
   for (let y = y0; y < y1; y++) {
@@ -164,6 +174,9 @@ function render(box = null) {
         if (t === 0) { r *= 0.3; g *= 0.3; b *= 0.3; } else if (t !== 255) { r = 0.5 * r + 128; g = 0.5 * g + 80; b *= 0.5; }
       } else if (view === "alpha") {
         r = g = b = S.alpha[i];
+      } else if (view === "uncertainty") {
+        const u = S.unsure[i] / 255; // a heat overlay: the image dimmed, red where the seeds disagree
+        r = 0.35 * r + 0.65 * 255 * u; g = 0.35 * g; b = 0.35 * b + 0.65 * 60 * u;
       } else if (view === "cutout" || (view === "compare" && x >= split)) {
         const src = S.cutout || S.rgb;
         const a = (S.cutout ? S.cutout[4 * i + 3] : S.alpha[i]) / 255;
@@ -180,6 +193,18 @@ function render(box = null) {
     }
   }
   ctx.putImageData(out, x0, y0);
+  if (view === "uncertainty") outlineSuggestions();
+}
+
+function outlineSuggestions() {
+  ctx.save();
+  ctx.lineWidth = Math.max(2, Math.round(S.w / 400));
+  S.suggestions.forEach(([l, t, r, b], k) => {
+    ctx.strokeStyle = k === 0 ? "#ffeb3b" : "rgba(255, 235, 59, 0.55)";
+    ctx.setLineDash(k === 0 ? [] : [8, 6]);
+    ctx.strokeRect(l + 0.5, t + 0.5, r - l - 1, b - t - 1);
+  });
+  ctx.restore();
 }
 
 // -- opening an image ---------------------------------------------------------------------------
@@ -187,6 +212,7 @@ function forgetImage() {
   S.generation += 1;
   S.file = null; S.rgb = null; S.trimap = null;
   S.undo = []; S.alpha = S.alphaPng = S.cutout = S.cutoutPng = S.stroke = null;
+  forgetUnsure();
   $("shrink-row").hidden = true;
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   setState("empty");
@@ -216,6 +242,7 @@ async function openFile(file) {
     S.w = p.w; S.h = p.h; S.rgb = p.data;
     S.trimap = new Uint8Array(S.w * S.h).fill(128);
     S.undo = []; S.alpha = S.alphaPng = S.cutout = S.cutoutPng = S.stroke = null;
+    forgetUnsure();
     canvas.width = S.w; canvas.height = S.h;
     $("view").value = "trimap";
     setState("image");
@@ -259,6 +286,7 @@ function undo() {
   if (!S.undo.length || S.busy) return;
   const u = S.undo.pop();
   S.trimap = u.trimap; S.alpha = u.alpha; S.alphaPng = u.alphaPng; S.cutout = u.cutout; S.cutoutPng = u.cutoutPng;
+  forgetUnsure();
   render(); enable();
   status("undone.");
 }
@@ -415,7 +443,9 @@ async function run() {
   status(`matting: encoder…`);
   const t0 = performance.now();
   try {
-    const response = await post("/api/matte/stream", { image: S.file, trimap: await trimapBlob(), steps: n, seed: seed() });
+    const seeds = $("unsure").checked ? 4 : 1;
+    const response = await post("/api/matte/stream", { image: S.file, trimap: await trimapBlob(), steps: n, seed: seed(), seeds });
+    forgetUnsure();
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "", done = false;
@@ -432,6 +462,10 @@ async function run() {
         if (item.error) throw new Error(item.error);
         if (item.done) {
           await showMatte(b64ToBlob(item.alpha));
+          if (item.uncertainty) {
+            S.unsure = await greyOf(b64ToBlob(item.uncertainty));
+            S.suggestions = item.suggestions || [];
+          }
           done = true;
         } else {
           S.alpha = await greyOf(b64ToBlob(item.alpha));
@@ -445,6 +479,12 @@ async function run() {
     if (!done) throw new Error("the server closed the stream before the matte was done");
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     status(`matte done: ${n} steps in ${secs} s. Paint a stroke to correct it (only a window around it is re-matted).`);
+    if (S.unsure) {
+      $("view").value = "uncertainty";
+      render();
+      status(`matte done: ${n} steps, ${seeds} seeds in ${secs} s. Red: where the seeds disagree; a stroke in the ` +
+        `outlined window helps most (the dashed ones next).`);
+    }
     setState("done");
     S.busy = false; enable();
     $("run").focus(); // the button was disabled while running, which took the focus away
@@ -472,6 +512,7 @@ async function refine() {
     const blob = await response.blob();
     if (gen !== S.generation) return;
     await showMatte(blob);
+    forgetUnsure();
     S.stroke = null;
     if ($("view").value === "trimap") $("view").value = "alpha";
     render();
