@@ -2,6 +2,8 @@
 
     python benchmarks/uncertainty.py --data ../shared/data/alphamatting_training_lowres --trimap-set Trimap2 \
         --images GT19-GT27 --json benchmarks/results/uncertainty_gt_trimap2.json
+    python benchmarks/uncertainty.py --data runs/valset --images '*' --seeds '' \
+        --json benchmarks/results/uncertainty_valset.json       # a folder of `diffmatte data valset`
 
 For every image: the command line as a user runs it, ``diffmatte predict IMG TRIMAP -o a.png --seeds 4
 --uncertainty u.png`` (a fresh process, default settings), and the calibration is read from the
@@ -37,17 +39,19 @@ def calibration(u: np.ndarray, alpha: np.ndarray, truth: np.ndarray, unknown: np
     err = np.abs(alpha - truth)[unknown]
     spread = u[unknown]
     worst = err >= np.quantile(err, 0.9)
+    if worst.all() or np.ptp(spread) == 0 or np.ptp(err) == 0:  # nothing to rank
+        return {"spearman": float("nan"), "auroc_worst10": float("nan")}
     return {"spearman": float(spearmanr(spread, err).statistic), "auroc_worst10": auroc(spread, worst)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True, help="alphamatting.com layout")
+    ap.add_argument("--data", type=Path, required=True, help="alphamatting.com layout, or a valset folder (image/, trimap/, alpha/)")
     ap.add_argument("--trimap-set", default="Trimap2")
     ap.add_argument("--images", default="GT19-GT27")
     ap.add_argument("--model", default="default")
     ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--seeds", default="1,2,4,8", help="seed counts for the in-process table")
+    ap.add_argument("--seeds", default="1,2,4,8", help="seed counts for the in-process table ('' skips it)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     from diffmatte import load_model
@@ -56,14 +60,23 @@ def main() -> None:
     from diffmatte.selection import select_names
 
     root = args.data
-    names, _ = select_names(sorted(p.stem for p in (root / "input_training_lowres").glob("*.png")),
+    valset = (root / "image").is_dir()
+
+    def files(name: str) -> tuple[Path, Path, Path]:
+        """(image, trimap, ground truth) of one image in either layout."""
+        if valset:
+            return root / "image" / f"{name}.png", root / "trimap" / f"{name}.png", root / "alpha" / f"{name}.png"
+        return (root / "input_training_lowres" / f"{name}.png",
+                root / "trimap_training_lowres" / args.trimap_set / f"{name}.png",
+                root / "gt_training_lowres" / f"{name}.png")
+
+    names, _ = select_names(sorted(p.stem for p in (root / ("image" if valset else "input_training_lowres")).glob("*.png")),
                             args.images.split(","))
     per_image: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            image = root / "input_training_lowres" / f"{name}.png"
-            trimap = root / "trimap_training_lowres" / args.trimap_set / f"{name}.png"
-            truth8 = read_alpha_u8(root / "gt_training_lowres" / f"{name}.png")
+            image, trimap, truth = files(name)
+            truth8 = read_alpha_u8(truth)
             tri8 = read_trimap_levels(trimap)
             base = [sys.executable, "-m", "diffmatte", "predict", str(image), str(trimap), "--model", args.model,
                     "--steps", str(args.steps), "--overwrite", "-q"]
@@ -80,13 +93,14 @@ def main() -> None:
         model = load_model(args.model)
         from diffmatte.io import load_pair
 
-        counts = [int(k) for k in args.seeds.split(",")]
+        counts = [int(k) for k in args.seeds.split(",") if k]
         sweep: dict[int, dict[str, list[float]]] = {k: {"sad": [], "seconds": []} for k in counts}
         for name in names:
-            img, tri = load_pair(root / "input_training_lowres" / f"{name}.png",
-                                 root / "trimap_training_lowres" / args.trimap_set / f"{name}.png")
-            truth8 = read_alpha_u8(root / "gt_training_lowres" / f"{name}.png")
-            tri8 = read_trimap_levels(root / "trimap_training_lowres" / args.trimap_set / f"{name}.png")
+            if not counts:
+                break
+            image, trimap, truth = files(name)
+            img, tri = load_pair(image, trimap)
+            truth8, tri8 = read_alpha_u8(truth), read_trimap_levels(trimap)
             for k in counts:
                 t0 = time.perf_counter()
                 alpha = model.predict(img, tri, args.steps, 0, seeds=k)
@@ -94,15 +108,18 @@ def main() -> None:
                 sweep[k]["sad"].append(sad(np.clip(np.rint(alpha * 255), 0, 255).astype(np.uint8), truth8, tri8))
     rows = list(per_image.values())
     summary = {
-        "spearman_mean": statistics.mean(r["spearman"] for r in rows),
-        "auroc_mean": statistics.mean(r["auroc_worst10"] for r in rows),
+        "spearman_mean": float(np.nanmean([r["spearman"] for r in rows])),
+        "auroc_mean": float(np.nanmean([r["auroc_worst10"] for r in rows])),
+        "spearman_median": float(np.nanmedian([r["spearman"] for r in rows])),
+        "auroc_median": float(np.nanmedian([r["auroc_worst10"] for r in rows])),
         "sad_seed0_mean": statistics.mean(r["sad_seed0"] for r in rows),
         "sad_mean4_mean": statistics.mean(r["sad_mean4"] for r in rows),
         "u_max_on_known": max(r["u_max_on_known"] for r in rows),
     }
-    print(f"\n{len(rows)} images, {args.trimap_set}, {args.steps} steps, model {args.model}, default precision "
+    print(f"\n{len(rows)} images, {'their own trimaps' if valset else args.trimap_set}, {args.steps} steps, model {args.model}, default precision "
           f"({model.precision} here)")
-    print(f"mean Spearman {summary['spearman_mean']:.3f}, mean AUROC (worst 10%) {summary['auroc_mean']:.3f}, "
+    print(f"mean Spearman {summary['spearman_mean']:.3f} (median {summary['spearman_median']:.3f}), mean AUROC "
+          f"(worst 10%) {summary['auroc_mean']:.3f} (median {summary['auroc_median']:.3f}), "
           f"largest u on a known pixel {summary['u_max_on_known']}; SAD seed 0 {summary['sad_seed0_mean']:.3f}, "
           f"mean of 4 seeds {summary['sad_mean4_mean']:.3f}\n")
     print("| seeds | mean SAD | median SAD | s / image (in one process) |\n|---:|---:|---:|---:|")
