@@ -1,4 +1,5 @@
-"""Where should the user paint next? Windows of the most uncertainty, ranked.
+"""Where should the user paint next? The uncertainty map as a picture, and windows of the most
+uncertainty, ranked.
 
 ``predict(..., seeds=K, uncertainty=True)`` says per pixel how unsure the matte is. A person
 corrects with strokes, so what helps is a place, not a pixel: here the square windows (``size``
@@ -14,7 +15,13 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["Suggestion", "suggest_windows"]
+__all__ = ["Suggestion", "suggest_windows", "uncertainty_image"]
+
+
+def uncertainty_image(uncertainty: np.ndarray) -> np.ndarray:
+    """(H, W) float32 in [0, 1] to show or save: twice the uncertainty, so 1 (white) where the
+    seeds split evenly between 0 and 1 (a standard deviation of 0.5) and 0 where they agree."""
+    return np.clip(2.0 * np.asarray(uncertainty, np.float32), 0.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,7 @@ class Runner:
         """Compute every output of ``job`` that is in ``write``, then write them (atomically)."""
         from ..foreground import composite, cutout
         from ..io import save_alpha, save_frames, save_rgb, save_rgba
+        from ..suggest import uncertainty_image
 
         image, trimap = self.load(job)
         background = self.background  # a bad background fails before the network runs
@@ -173,8 +174,7 @@ class Runner:
         if frames_wanted and job.trajectory is not None:
             save_frames(result, job.trajectory)
         if spread is not None and job.uncertainty in write:
-            # twice the standard deviation: 1 (white) where the seeds split evenly between 0 and 1
-            save_alpha(2.0 * spread, job.uncertainty, bit_depth=self.s.bit_depth)
+            save_alpha(uncertainty_image(spread), job.uncertainty, bit_depth=self.s.bit_depth)
 
 
 # -- checks before any work -----------------------------------------------------------------------

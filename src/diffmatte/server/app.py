@@ -236,7 +236,6 @@ class FrameBuffer:
 
     def __init__(self, max_frames: int = 4) -> None:
         self.max_frames = max_frames
-        self.dropped = 0
         self._items: collections.deque[dict[str, Any] | BaseException | None] = collections.deque()
         self._ready = asyncio.Event()
 
@@ -249,7 +248,6 @@ class FrameBuffer:
         frames = [x for x in self._items if self._is_frame(x)]
         if len(frames) > self.max_frames:
             self._items.remove(frames[0])
-            self.dropped += 1
         self._ready.set()
 
     def __len__(self) -> int:

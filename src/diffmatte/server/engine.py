@@ -372,8 +372,10 @@ class Engine:
 
     @staticmethod
     def uncertainty_png(spread: np.ndarray) -> bytes:
-        """Twice the seeds' standard deviation as a grey PNG, as `predict --uncertainty` writes it."""
-        return encode_png(to_uint8(np.clip(2.0 * spread, 0.0, 1.0)))
+        """The uncertainty as a grey PNG, as `predict --uncertainty` writes it."""
+        from ..suggest import uncertainty_image
+
+        return encode_png(to_uint8(uncertainty_image(spread)))
 
     @staticmethod
     def render_cutout(image: np.ndarray, alpha: np.ndarray, background: str | None) -> bytes:
