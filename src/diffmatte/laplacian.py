@@ -43,25 +43,34 @@ def unknown_system(image: np.ndarray, trimap: np.ndarray, epsilon: float = 1e-7,
         ``L_uu`` as CSR over the unknown pixels in raster order, and the known pixels' part of
         each unknown row times the trimap, (n_unknown,) float64.
     """
-    # Only windows that hold an unknown pixel matter, and their pixels lie within 2r of one: the
-    # crop to that box changes no entry (windows centred on the box's edge hold no unknown pixel).
-    rows, cols = np.nonzero(np.any(trimap == 0.5, axis=1))[0], np.nonzero(np.any(trimap == 0.5, axis=0))[0]
-    if rows.size:
-        span = 2 * radius
-        box = (slice(max(rows[0] - span, 0), rows[-1] + span + 1), slice(max(cols[0] - span, 0), cols[-1] + span + 1))
-        cropped = box[0].start > 0 or box[1].start > 0 or box[0].stop < trimap.shape[0] or box[1].stop < trimap.shape[1]
-        if cropped:
-            image, trimap = image[box], trimap[box]
+    image, trimap = _crop_to_unknown(image, trimap, 2 * radius)
     img = torch.from_numpy(np.ascontiguousarray(image, np.float64)).permute(2, 0, 1)
     tri = torch.from_numpy(np.ascontiguousarray(trimap, np.float64))
-    h, w = tri.shape
     unknown = tri == 0.5
     stats = _window_stats(img, ~unknown, epsilon, radius)
+    return _assemble(_half_diagonals(stats, img, radius), tri, unknown, radius)
+
+
+def _crop_to_unknown(image: np.ndarray, trimap: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
+    """The box of the unknown pixels grown by ``span`` (2r), clipped to the image.
+
+    Only windows that hold an unknown pixel matter, and their pixels lie within 2r of one, so the
+    crop changes no entry (windows centred on the box's edge hold no unknown pixel).
+    """
+    ys, xs = np.nonzero(np.any(trimap == 0.5, axis=1))[0], np.nonzero(np.any(trimap == 0.5, axis=0))[0]
+    if not ys.size:
+        return image, trimap
+    box = (slice(max(ys[0] - span, 0), ys[-1] + span + 1), slice(max(xs[0] - span, 0), xs[-1] + span + 1))
+    return image[box], trimap[box]
+
+
+def _half_diagonals(stats: torch.Tensor, img: torch.Tensor, radius: int) -> dict[tuple[int, int], torch.Tensor]:
+    """L(i, i + d) at every pixel i, for the offsets d >= 0 in raster order (the rest by symmetry)."""
     span = 2 * radius
-    offsets = [(dy, dx) for dy in range(-span, span + 1) for dx in range(-span, span + 1)]
+    _, h, w = img.shape
     pad = F.pad(img[None], (span,) * 4)[0]  # I_j for j = i + d, zero (and never weighted) outside
-    half: dict[tuple[int, int], torch.Tensor] = {}  # L(i, i + d) on the whole grid, for d >= 0 in raster order
     padded = F.pad(stats[None], (span,) * 4)[0]
+    half: dict[tuple[int, int], torch.Tensor] = {}
     for dy in range(0, span + 1):
         # centres k with |k - i| <= r and |k - (i + d)| <= r: rows i_y + [max(0, dy) - r, min(0, dy) + r],
         # likewise columns; summed rows first, then columns (separable)
@@ -69,33 +78,40 @@ def unknown_system(image: np.ndarray, trimap: np.ndarray, epsilon: float = 1e-7,
         for dx in range(-span if dy else 0, span + 1):
             s = sum(rows[:, :, span + kx:span + kx + w] for kx in range(max(0, dx) - radius, min(0, dx) + radius + 1))
             half[(dy, dx)] = _diagonal(s, img, pad, (dy, dx), radius)
-    # Everything below is read at (unknown pixel, offset) from grids padded by ``span``, through
-    # flat indices: row i holds its neighbours i + d in raster order, so column indices ascend.
-    wp = w + 2 * span
-    flat_u = torch.nonzero(unknown.reshape(-1)).squeeze(1)
+    return half
+
+
+def _assemble(half: dict[tuple[int, int], torch.Tensor], tri: torch.Tensor, unknown: torch.Tensor,
+              radius: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The unknown rows as CSR and their known part times the trimap.
+
+    Everything is read at (unknown pixel, offset) from grids padded by 2r, through flat indices:
+    row i holds its neighbours i + d in raster order, so column indices ascend.
+    """
+    span = 2 * radius
+    h, w = tri.shape
+    offsets = [(dy, dx) for dy in range(-span, span + 1) for dx in range(-span, span + 1)]
+    n_u = int(unknown.sum())
     index = torch.full((h, w), -1, dtype=torch.int32)  # each unknown pixel's row, -1 for known ones
-    index.view(-1)[flat_u] = torch.arange(flat_u.numel(), dtype=torch.int32)
+    index[unknown] = torch.arange(n_u, dtype=torch.int32)
     index_pad = F.pad(index[None], (span,) * 4, value=-1)[0].reshape(-1)
     known_pad = F.pad(torch.where(unknown, 0.0, tri)[None], (span,) * 4)[0].reshape(-1)
     cells = torch.nonzero(index_pad >= 0).squeeze(1)
-    step = torch.tensor([dy * wp + dx for dy, dx in offsets])
+    step = torch.tensor([dy * (w + 2 * span) + dx for dy, dx in offsets])
     at = cells[:, None] + step[None, :]  # (n_u, offsets): where each neighbour sits in the padded grid
     diagonals = torch.stack([F.pad(half[d][None], (span,) * 4)[0].reshape(-1) for d in half])
     # L(i, i + d) for d >= 0 is diagonal d at i; for d < 0 it is diagonal -d read at i + d (symmetry)
     which = torch.tensor([list(half).index(d if d in half else (-d[0], -d[1])) for d in offsets])
     where = torch.where(torch.tensor([d in half for d in offsets])[None, :], cells[:, None], at)
     values = diagonals.reshape(-1)[which[None, :] * diagonals.shape[1] + where]
-    rhs = (values * known_pad[at]).sum(1)
+    known_part = (values * known_pad[at]).sum(1)
     column = index_pad[at]
     keep = column >= 0  # unknown neighbours (known ones and the padding are -1)
-    indptr = torch.zeros(flat_u.numel() + 1, dtype=torch.int64)
+    indptr = torch.zeros(n_u + 1, dtype=torch.int64)
     indptr[1:] = torch.cumsum(keep.sum(1), 0)
-    data = values[keep]
-    indices = column[keep]
-    n_u = flat_u.numel()
-    matrix = sp.csr_matrix((data.numpy(), indices.numpy(), indptr.numpy().astype(np.int32)),
+    matrix = sp.csr_matrix((values[keep].numpy(), column[keep].numpy(), indptr.numpy().astype(np.int32)),
                            shape=(n_u, n_u))
-    return matrix, rhs.numpy()
+    return matrix, known_part.numpy()
 
 
 def _window_stats(img: torch.Tensor, known: torch.Tensor, epsilon: float, radius: int) -> torch.Tensor:
