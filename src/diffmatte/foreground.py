@@ -43,6 +43,15 @@ def _resize_nearest(x: np.ndarray, h: int, w: int) -> np.ndarray:
     return x[ys][:, xs]
 
 
+def _image_and_alpha(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both as float32, checked: (H, W, 3) and (H, W) of the same size."""
+    img = np.asarray(image, dtype=np.float32)
+    a = np.asarray(alpha, dtype=np.float32)
+    if img.ndim != 3 or img.shape[2] != 3 or a.shape != img.shape[:2]:
+        raise InputError(f"image must be (H, W, 3) and alpha (H, W) of the same size; got {img.shape} and {a.shape}")
+    return img, a
+
+
 def _mean_colour(image: np.ndarray, where: np.ndarray) -> np.ndarray:
     """(3,) mean of ``image`` (H, W, 3) over ``where`` (H, W); black when empty."""
     if not where.any():
@@ -131,10 +140,7 @@ def estimate_foreground_background(
     Raises:
         InputError: shapes that do not match.
     """
-    img = np.asarray(image, dtype=np.float32)
-    a = np.asarray(alpha, dtype=np.float32)
-    if img.ndim != 3 or img.shape[2] != 3 or a.shape != img.shape[:2]:
-        raise InputError(f"image must be (H, W, 3) and alpha (H, W) of the same size; got {img.shape} and {a.shape}")
+    img, a = _image_and_alpha(image, alpha)
     import torch
 
     h0, w0 = a.shape
@@ -198,10 +204,7 @@ def estimate_foreground_blur_fusion(image: np.ndarray, alpha: np.ndarray, large:
     Returns:
         (H, W, 3) float32 in [0, 1].
     """
-    img = np.asarray(image, dtype=np.float32)
-    a = np.asarray(alpha, dtype=np.float32)
-    if img.ndim != 3 or img.shape[2] != 3 or a.shape != img.shape[:2]:
-        raise InputError(f"image must be (H, W, 3) and alpha (H, W) of the same size; got {img.shape} and {a.shape}")
+    img, a = _image_and_alpha(image, alpha)
     fg, bg = _blur_fusion_pass(img, img, img, a, large)
     fg, _ = _blur_fusion_pass(img, fg, bg, a, small)
     return fg.astype(np.float32)

@@ -208,6 +208,10 @@ function outlineSuggestions() {
 }
 
 // -- opening an image ---------------------------------------------------------------------------
+function baseName(file) { return (file.name || "image").replace(/\.[^.]*$/, ""); }
+
+// Everything of the picture on screen goes (a new one opens, or one is refused); answers still
+// on their way for it are dropped (generation).
 function forgetImage() {
   S.generation += 1;
   S.file = null; S.rgb = null; S.trimap = null;
@@ -236,13 +240,10 @@ async function openFile(file) {
       $("shrink-row").hidden = false;
       return;
     }
-    S.generation += 1;
-    $("shrink-row").hidden = true;
-    S.file = file; S.name = (file.name || "image").replace(/\.[^.]*$/, "");
+    forgetImage();
+    S.file = file; S.name = baseName(file);
     S.w = p.w; S.h = p.h; S.rgb = p.data;
     S.trimap = new Uint8Array(S.w * S.h).fill(128);
-    S.undo = []; S.alpha = S.alphaPng = S.cutout = S.cutoutPng = S.stroke = null;
-    forgetUnsure();
     canvas.width = S.w; canvas.height = S.h;
     $("view").value = "trimap";
     setState("image");
@@ -260,7 +261,7 @@ async function shrink(file, w, h) {
   x.imageSmoothingQuality = "high";
   x.drawImage(bmp, 0, 0, w, h);
   const blob = await c.convertToBlob({ type: "image/png" });
-  const name = (file.name || "image").replace(/\.[^.]*$/, "") + `_${w}x${h}.png`;
+  const name = baseName(file) + `_${w}x${h}.png`;
   await openFile(new File([blob], name, { type: "image/png" }));
 }
 
