@@ -7,7 +7,8 @@
 runs/photo2mp.png is alphamatting GT04 enlarged to 1920x1080 (bicubic) and its Trimap2
 (nearest), see docs/performance.md. For every model, rows at precision auto (the default) and
 fp32, with the model's own fusion and without it; medians of --repeats runs, alternating the
-settings so drift hits them alike. Run it on a quiet machine: the figures are wall time.
+settings so drift hits them alike (the CLI's peak RSS is kept in the JSON). Run it on a quiet machine: the
+figures are wall time.
 """
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from cli_2mp import run_once  # a sibling script, as the others import _measure
 
 
 def _settings(models: list[str]) -> list[dict]:
@@ -33,14 +35,13 @@ def _settings(models: list[str]) -> list[dict]:
     return out
 
 
-def _cli_once(exe: str, args: argparse.Namespace, s: dict, out: str) -> float:
+def _cli_once(exe: str, args: argparse.Namespace, s: dict, out: str) -> tuple[float, float]:
+    """(seconds, peak RSS MiB) of one fresh `diffmatte predict` (cli_2mp's timer)."""
     cmd = [exe, "predict", str(args.image), str(args.trimap), "-o", out, "--overwrite", "-q", "--model", s["model"],
            "--steps", str(args.steps), "--precision", s["precision"]]
     if s["fusion"] is False:
         cmd.append("--no-fusion")
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    return run_once(cmd)
 
 
 def main() -> None:
@@ -66,7 +67,7 @@ def main() -> None:
             loaded[key] = load_model(s["model"], precision=s["precision"])
             loaded[key].predict(image, trimap, args.steps, 0, fusion=s["fusion"])  # the first call pays set-up
         s["chosen_precision"] = loaded[key].precision
-        s["in_process_s"], s["cli_s"] = [], []
+        s["in_process_s"], s["cli_s"], s["cli_peak_rss_mib"] = [], [], []
     # a model without fusion needs no "off" row
     settings = [s for s in settings if s["fusion"] is None or loaded[(s["model"], s["precision"])].config.fusion]
     # the console script beside this interpreter (a venv need not be on PATH), as a user runs it
@@ -79,7 +80,9 @@ def main() -> None:
                 t0 = time.perf_counter()
                 model.predict(image, trimap, args.steps, 0, fusion=s["fusion"])
                 s["in_process_s"].append(time.perf_counter() - t0)
-                s["cli_s"].append(_cli_once(exe, args, s, f"{tmp}/a.png"))
+                seconds, rss = _cli_once(exe, args, s, f"{tmp}/a.png")
+                s["cli_s"].append(seconds)
+                s["cli_peak_rss_mib"].append(rss)
     h, w = trimap.shape
     print(f"{args.image} ({w}x{h}), {args.steps} steps, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, native bf16: {cpu_has_fast_bf16()}\n")
