@@ -7,8 +7,8 @@
 runs/photo2mp.png is alphamatting GT04 enlarged to 1920x1080 (bicubic) and its Trimap2
 (nearest), see docs/performance.md. For every model, rows at precision auto (the default) and
 fp32, with the model's own fusion and without it; medians of --repeats runs, alternating the
-settings so drift hits them alike (the CLI's peak RSS is kept in the JSON). Run it on a quiet machine: the
-figures are wall time.
+settings so drift hits them alike. Run it on a quiet machine: the figures are wall time; peak
+memory of the CLI is benchmarks/cli_2mp.py's.
 """
 from __future__ import annotations
 
@@ -35,13 +35,14 @@ def _settings(models: list[str]) -> list[dict]:
     return out
 
 
-def _cli_once(exe: str, args: argparse.Namespace, s: dict, out: str) -> tuple[float, float]:
-    """(seconds, peak RSS MiB) of one fresh `diffmatte predict` (cli_2mp's timer)."""
+def _cli_once(exe: str, args: argparse.Namespace, s: dict, out: str) -> float:
+    """Seconds of one fresh `diffmatte predict` (cli_2mp's timer). Its peak RSS is not kept: the
+    child's count starts from this process's pages at the fork, and this process holds the models."""
     cmd = [exe, "predict", str(args.image), str(args.trimap), "-o", out, "--overwrite", "-q", "--model", s["model"],
            "--steps", str(args.steps), "--precision", s["precision"]]
     if s["fusion"] is False:
         cmd.append("--no-fusion")
-    return run_once(cmd)
+    return run_once(cmd)[0]
 
 
 def main() -> None:
@@ -67,7 +68,7 @@ def main() -> None:
             loaded[key] = load_model(s["model"], precision=s["precision"])
             loaded[key].predict(image, trimap, args.steps, 0, fusion=s["fusion"])  # the first call pays set-up
         s["chosen_precision"] = loaded[key].precision
-        s["in_process_s"], s["cli_s"], s["cli_peak_rss_mib"] = [], [], []
+        s["in_process_s"], s["cli_s"] = [], []
     # a model without fusion needs no "off" row
     settings = [s for s in settings if s["fusion"] is None or loaded[(s["model"], s["precision"])].config.fusion]
     # the console script beside this interpreter (a venv need not be on PATH), as a user runs it
@@ -80,9 +81,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 model.predict(image, trimap, args.steps, 0, fusion=s["fusion"])
                 s["in_process_s"].append(time.perf_counter() - t0)
-                seconds, rss = _cli_once(exe, args, s, f"{tmp}/a.png")
-                s["cli_s"].append(seconds)
-                s["cli_peak_rss_mib"].append(rss)
+                s["cli_s"].append(_cli_once(exe, args, s, f"{tmp}/a.png"))
     h, w = trimap.shape
     print(f"{args.image} ({w}x{h}), {args.steps} steps, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, native bf16: {cpu_has_fast_bf16()}\n")
