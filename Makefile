@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
 	# serve: `diffmatte serve` (its tests too); dev brings Playwright's Python package, which
 	# drives the system's chromium (`make browser`); it never downloads a browser of its own.
-	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/pip install -q -e '.[dev,auto,serve]'
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/pip install -q -e '.[dev,auto,serve,video]'
 	# pymatting compiles its numba kernels on first import (about a minute): do it once here.
 	$(BIN)/python -c "import pymatting"
 	touch $(STAMP)

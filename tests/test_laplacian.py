@@ -37,4 +37,4 @@ def test_the_unknown_rows_equal_pymatting(radius: int, layout: str) -> None:
     assert np.abs(matrix.toarray() - ref_matrix).max() < 1e-6 * np.abs(ref_matrix).max()
     assert np.allclose(known_part, ref_known, atol=1e-9)
     # canonical CSR (each row's columns ascending), which the sparse products expect
-    assert all(np.all(np.diff(matrix.indices[a:b]) > 0) for a, b in zip(matrix.indptr[:-1], matrix.indptr[1:]))
+    assert all(np.all(np.diff(matrix.indices[a:b]) > 0) for a, b in zip(matrix.indptr[:-1], matrix.indptr[1:], strict=False))

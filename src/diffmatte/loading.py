@@ -6,8 +6,8 @@ below it stays data only.
 from __future__ import annotations
 
 from .pipeline import DiffMatte
-from .runtime import PrecisionChoice
 from .registry import check_packaged, resolve_model_path
+from .runtime import PrecisionChoice
 
 __all__ = ["load_model"]
 

@@ -54,6 +54,19 @@ def write_known_regions(alpha: Tensor, trimap: Tensor, official: bool = False) -
     return out
 
 
+def _init_matte(init: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """A warm start's matte as (H, W) float32 in [0, 1], checked against the trimap's shape."""
+    arr = np.asarray(init)
+    if arr.shape != tuple(shape):
+        raise InputError(f"init must be an (H, W) matte of the image's size {tuple(shape)}, got {arr.shape}")
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all() or arr.min() < 0.0 or arr.max() > 1.0:
+        raise InputError("init must hold alpha values in [0, 1] (uint8 0-255 or float)")
+    return arr
+
+
 @contextlib.contextmanager
 def _eval_mode(net: torch.nn.Module) -> Iterator[None]:
     """Run ``net`` in eval mode, then give every submodule back the mode it had."""
@@ -167,12 +180,17 @@ class DiffMatte:
         official_postprocess: bool = False,
         trajectory: bool = False,
         on_step: StepCallback | None = None,
+        init: Tensor | None = None,
+        start: float = 1.0,
     ) -> MattingOutput:
         """Matte a batch. image (B, 3, H, W) RGB in [0, 1]; trimap (B, 1, H, W) in {0, 0.5, 1}.
 
         ``noise`` is x_T (B, 1, H, W); when absent it is drawn from ``generator``. A noise batch of
         K x B samples each image K times on one encoding (rows b * K .. b * K + K - 1 are image b's).
         ``on_step(k, x0_hat)`` is called after every step (see GaussianDiffusion.sample).
+        ``init`` (B, 1, H, W) alpha in [0, 1] and ``start`` in (0, 1): a warm start, ``steps``
+        steps from time ``start`` where x is ``init`` noised with ``noise`` (e.g. the previous
+        video frame's matte, moved to this frame).
         """
         if image.dim() != 4 or image.shape[1] != 3:
             raise InputError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
@@ -189,6 +207,16 @@ class DiffMatte:
             raise InputError(f"noise must have the trimap's shape {tuple(trimap.shape)} (or a multiple of its batch: "
                              f"several samples of each image), got {tuple(noise.shape)}")
         repeats = noise.shape[0] // trimap.shape[0]
+        x_start = noise.to(dev, torch.float32)
+        if init is not None:
+            if init.shape != trimap.shape:
+                raise InputError(f"init must have the trimap's shape {tuple(trimap.shape)}, got {tuple(init.shape)}")
+            if not 0.0 < start < 1.0:
+                raise InputError(f"a warm start needs a start time in (0, 1), got {start!r}")
+            x0 = init.to(dev, torch.float32).clamp(0.0, 1.0).mul(2.0).sub(1.0).repeat_interleave(repeats, 0)
+            x_start = self.diffusion.q_sample(x0, torch.full((x0.shape[0],), start, device=dev), x_start)
+        elif start != 1.0:
+            raise InputError(f"start < 1 needs init (the matte to start from), got start={start!r}")
         with self._inference():
             with self._autocast():
                 encoded = self.net.encode(image, trimap)
@@ -204,12 +232,13 @@ class DiffMatte:
 
             result = self.diffusion.sample(
                 denoise,
-                noise.to(dev, torch.float32),
+                x_start,
                 steps,
                 sampler=sampler,
                 generator=generator,
                 keep_trajectory=trajectory,
                 on_step=on_step,
+                start=start,
             )
         alpha = write_known_regions(result.alpha, trimap, official=official_postprocess)
         return MattingOutput(
@@ -252,6 +281,8 @@ class DiffMatte:
         fusion: FusionConfig | bool | None = None,
         seeds: int = 1,
         uncertainty: bool = False,
+        init: np.ndarray | None = None,
+        start: float = 1.0,
     ) -> Any:
         """Alpha matte for one image.
 
@@ -284,6 +315,10 @@ class DiffMatte:
                 pixels: ``(alpha, uncertainty)``. It is the seeds' per-pixel standard deviation,
                 and with fusion the root of its square plus the square of how far fusion moved
                 the seeds' mean. Needs ``seeds >= 2``.
+            init: a warm start: an (H, W) matte in [0, 1] to begin from (e.g. the previous video
+                frame's, moved to this one), noised to time ``start``; ``steps`` then span
+                ``start`` -> 0. None: the usual start from pure noise.
+            start: the warm start's time in (0, 1); small keeps more of ``init``.
 
         Returns:
             (H, W) float32 in [0, 1]; with ``trajectory=True``, (steps, H, W) float32 in [0, 1]
@@ -302,6 +337,7 @@ class DiffMatte:
         if seeds > 1 and (flip_tta or trajectory):
             raise InputError("seeds > 1 cannot be combined with flip_tta or trajectory")
         img_arr, tri_arr = load_pair(image, trimap, max_pixels=max_pixels)
+        init_arr = None if init is None else _init_matte(init, tri_arr.shape)
         img = torch.from_numpy(np.ascontiguousarray(img_arr.transpose(2, 0, 1)))[None]
         tri = torch.from_numpy(tri_arr)[None, None]
         if not bool((tri == 0.5).any()):
@@ -326,12 +362,17 @@ class DiffMatte:
             full_tri = torch.from_numpy(tri_arr)[None, None]
             img = torch.from_numpy(np.ascontiguousarray(img_low.transpose(2, 0, 1)))[None]
             tri = torch.from_numpy(downscale_trimap(tri_arr, low))[None, None]
+            if init_arr is not None:
+                init_arr = np.asarray(Image.fromarray(init_arr, mode="F").resize(low[::-1], Image.BILINEAR))
+        init_t = None if init_arr is None else torch.from_numpy(np.ascontiguousarray(init_arr))[None, None]
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         if flip_tta:
             # The mirrored copy starts from the mirrored noise: it is the same sample seen in a
             # mirror, so the two differ only by what the network does differently on mirrored input.
             noise = torch.randn(tri.shape, generator=generator, dtype=torch.float32)
             img, tri, noise = (torch.cat([x, x.flip(-1)]) for x in (img, tri, noise))
+            if init_t is not None:
+                init_t = torch.cat([init_t, init_t.flip(-1)])
         elif seeds > 1:
             noise = torch.randn((seeds, *tri.shape[1:]), generator=generator, dtype=torch.float32)
         else:
@@ -381,6 +422,8 @@ class DiffMatte:
             official_postprocess=official_postprocess,
             trajectory=trajectory,
             on_step=report,
+            init=init_t,
+            start=start,
         )
         alpha = merge(out.alpha, final=True)
         if uncertainty:

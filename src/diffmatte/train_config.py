@@ -246,6 +246,17 @@ def _build_train_presets() -> dict[str, TrainConfig]:
         optim=OptimConfig(lr=5e-5, warmup_steps=50, milestones=(1500,), factors=(1.0, 0.2), grad_clip=1.0,
                           ema_decay=0.998),
     )
+    # Seventh phase (issue 22 item 3c): context for wide unknown regions. From phase 6's best EMA,
+    # 512 px crops of sources up to 1024 px (the packaged working size is about 0.5 MP, so a crop
+    # now holds most of what inference sees), batch 2 so a step costs about what phase 6's did.
+    default_context = dataclasses.replace(
+        default_glass, name="default_context", seed=8888, init_checkpoint="runs/default-6/best/ema.safetensors",
+        batch_size=2, max_steps=1200, val_every=200, checkpoint_every=50, image_every=0,
+        data=dataclasses.replace(default_glass.data, crop_size=512, max_side=1024, trimap_size=640,
+                                 erosion_range=(1, 30), synth_long_side=(512, 1024)),
+        optim=OptimConfig(lr=3e-5, warmup_steps=50, milestones=(900,), factors=(1.0, 0.2), grad_clip=1.0,
+                          ema_decay=0.998),
+    )
     # The default recipe at GPU scale (scripts/train_gpu.sh): every input from one folder that
     # `make gpu-data` fills (gpu-data/, at most 64 MiB), batch 16 of 512 px crops from sources up
     # to 1024 px (a wide unknown band keeps its context), the data engine, bf16, 12 loader
@@ -301,6 +312,7 @@ def _build_train_presets() -> dict[str, TrainConfig]:
         "default_engine": default_engine,
         "default_balance": default_balance,
         "default_glass": default_glass,
+        "default_context": default_context,
         "default_gpu": default_gpu,
         # The paper's central claim in miniature (docs/results.md): equal budgets from the same
         # ImageNet start, with and without the self-aligned UTI stage for the second half.

@@ -17,6 +17,7 @@ from .errors import InputError
 
 __all__ = [
     "atomic_write",
+    "to_uint8",
     "output_format",
     "check_output_path",
     "check_writable_folder",
@@ -153,7 +154,8 @@ def _atomic_save(img: Image.Image | Sequence[Image.Image], path: str | os.PathLi
             tmp.unlink()
 
 
-def _to_uint8(x: np.ndarray) -> np.ndarray:
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """Float in [0, 1] to uint8, rounding half up (NaN as 0)."""
     return (np.clip(np.nan_to_num(x), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
@@ -175,7 +177,7 @@ def save_alpha(alpha: np.ndarray, path: str | os.PathLike[str], *, bit_depth: in
         img = Image.fromarray((a * 65535.0 + 0.5).astype(np.uint16))
         _atomic_save(img, path, "alpha16")
     elif bit_depth == 8:
-        _atomic_save(Image.fromarray(_to_uint8(a)), path, "alpha")
+        _atomic_save(Image.fromarray(to_uint8(a)), path, "alpha")
     else:
         raise InputError(f"bit_depth must be 8 or 16, got {bit_depth}")
 
@@ -183,13 +185,13 @@ def save_alpha(alpha: np.ndarray, path: str | os.PathLike[str], *, bit_depth: in
 def save_rgba(rgba: np.ndarray, path: str | os.PathLike[str]) -> None:
     """Write an RGBA cutout (H, W, 4) float in [0, 1] as 8-bit PNG/TIFF/WebP, atomically."""
     a = _unit_array(rgba, 3, 4, "RGBA image")
-    _atomic_save(Image.fromarray(_to_uint8(a)), path, "rgba")
+    _atomic_save(Image.fromarray(to_uint8(a)), path, "rgba")
 
 
 def save_rgb(rgb: np.ndarray, path: str | os.PathLike[str]) -> None:
     """Write an RGB image (H, W, 3) float in [0, 1] as 8 bits, atomically."""
     a = _unit_array(rgb, 3, 3, "RGB image")
-    _atomic_save(Image.fromarray(_to_uint8(a)), path, "rgb")
+    _atomic_save(Image.fromarray(to_uint8(a)), path, "rgb")
 
 
 def save_trimap(trimap: np.ndarray, path: str | os.PathLike[str]) -> None:
@@ -206,7 +208,7 @@ def save_frames(frames: np.ndarray, path: str | os.PathLike[str], *, frame_ms: i
     f = np.asarray(frames, dtype=np.float32)
     if f.ndim != 3 or f.shape[0] == 0:
         raise InputError(f"frames must be (S, H, W) with S >= 1, got shape {f.shape}")
-    images = [Image.fromarray(_to_uint8(x)) for x in f]
+    images = [Image.fromarray(to_uint8(x)) for x in f]
     # The last frame (the final matte) is held longer so the result can be seen.
     durations = [frame_ms] * (len(images) - 1) + [frame_ms * 4]
     _atomic_save(images, path, "frames", duration=durations, loop=0)

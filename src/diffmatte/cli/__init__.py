@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "models": "List the available models and presets.",
     "serve": "Start the matting web app and HTTP API.",
     "export": "Export a model to ONNX (encoder + one decoder step).",
+    "video": "Matte a video clip, the trimap carried through it.",
 }
 
 

@@ -77,11 +77,13 @@ class GaussianDiffusion:
     def alpha_sigma(self, t: Tensor) -> tuple[Tensor, Tensor]:
         return alpha_sigma(self._gamma(t.float()), self.config.scale)
 
-    def timesteps(self, steps: int) -> Tensor:
-        """The uniform grid 1 -> 0 with ``steps`` intervals, float32 (steps + 1,)."""
+    def timesteps(self, steps: int, start: float = 1.0) -> Tensor:
+        """The uniform grid ``start`` -> 0 with ``steps`` intervals, float32 (steps + 1,)."""
         if not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be a positive integer, got {steps!r}")
-        return torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float32)
+        if not 0.0 < start <= 1.0:
+            raise ValueError(f"start must be a time in (0, 1], got {start!r}")
+        return torch.linspace(start, 0.0, steps + 1, dtype=torch.float32)
 
     # -- training side --------------------------------------------------------------------
     def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
@@ -134,8 +136,13 @@ class GaussianDiffusion:
         generator: torch.Generator | None = None,
         keep_trajectory: bool = False,
         on_step: StepCallback | None = None,
+        start: float = 1.0,
     ) -> SampleOutput:
         """Run ``steps`` sampler steps from x_T = ``noise`` (B, 1, H, W).
+
+        ``start`` < 1 begins part-way (a warm start): ``noise`` is then x at that time, e.g.
+        ``q_sample(x0_guess, start, eps)``, and the ``steps`` intervals span ``start`` -> 0.
+        UTI training saw every time on the grid, so a late start is in the model's range.
 
         ``denoise(x_in, t)`` gets the std-normalised x_t and the times (B,) and returns
         x0_hat (B, 1, H, W). The trajectory (x0_hat and network input of every step) is
@@ -145,7 +152,7 @@ class GaussianDiffusion:
         """
         if sampler not in ("ddim", "ddpm"):
             raise ValueError(f"unknown sampler {sampler!r}; choose 'ddim' or 'ddpm'")
-        times = self.timesteps(steps).to(noise.device)
+        times = self.timesteps(steps, start).to(noise.device)
         b = noise.shape[0]
         x = noise
         out = SampleOutput(x0=noise, alpha=noise, times=times)

@@ -1,0 +1,287 @@
+"""Video files in and out with PyAV (its wheel ships FFmpeg; no system ffmpeg needed).
+
+Reading yields (H, W, 3) uint8 RGB frames one at a time. Writing goes to a temporary name
+beside the output and is renamed into place only when the clip is complete, so an error or
+Ctrl-C leaves nothing behind and never touches a file that was there before.
+
+Outputs, by extension:
+
+* alpha: a folder (``000000.png`` ...), ``.mkv`` (FFV1 grey, lossless) or ``.mp4`` (H.264);
+* cutout (RGBA): ``.mov`` (ProRes 4444), ``.webm`` (VP9 with alpha), ``.mkv`` (FFV1 RGBA);
+* composite (RGB over a background): ``.mp4`` (H.264), ``.mkv`` (FFV1).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+import numpy as np
+
+from ..errors import DiffMatteError, InputError
+from ..writers import check_writable_folder, to_uint8
+
+__all__ = ["ClipInfo", "probe", "read_frames", "Kind", "FrameSink", "open_sink", "check_sink_path", "KINDS"]
+
+Kind = Literal["alpha", "cutout", "composite"]
+# kind -> extension -> (codec, pixel format, options)
+KINDS: dict[str, dict[str, tuple[str, str, dict[str, str]]]] = {
+    "alpha": {".mkv": ("ffv1", "gray", {}), ".mp4": ("libx264", "yuv420p", {"crf": "10", "preset": "medium"})},
+    "cutout": {
+        ".mov": ("prores_ks", "yuva444p10le", {"profile": "4444"}),
+        ".webm": ("libvpx-vp9", "yuva420p", {"crf": "20", "b": "0"}),
+        ".mkv": ("ffv1", "bgra", {}),
+    },
+    "composite": {".mp4": ("libx264", "yuv420p", {"crf": "16", "preset": "medium"}), ".mkv": ("ffv1", "bgr0", {})},
+}
+
+
+def _av() -> Any:
+    try:
+        import av
+    except ModuleNotFoundError as e:  # pragma: no cover - the video extra brings it
+        raise DiffMatteError("video needs PyAV: pip install 'diffmatte[video]'") from e
+    return av
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    path: Path
+    width: int
+    height: int
+    fps: Fraction  # average frame rate
+    frames: int  # the container's count or an estimate from the duration; 0 when unknown
+    has_audio: bool
+
+
+def _open_input(path: str | os.PathLike[str]) -> Any:
+    av = _av()
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"video {p} does not exist")
+    if p.is_dir():
+        raise InputError(f"video {p} is a folder; give a video file")
+    try:
+        container = av.open(str(p), mode="r")
+    except (av.error.InvalidDataError, UnicodeDecodeError) as e:
+        raise InputError(f"{p} is not a video file FFmpeg can read ({e.__class__.__name__})") from e
+    except av.error.EOFError as e:
+        raise InputError(f"video {p} has no frames (the file ends before the first one)") from e
+    except av.error.FFmpegError as e:
+        raise InputError(f"cannot open video {p}: {e.strerror or e}") from e
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"{p} has no video stream")
+    return container
+
+
+def probe(path: str | os.PathLike[str]) -> ClipInfo:
+    """What a clip holds, from its header (nothing decoded)."""
+    container = _open_input(path)
+    try:
+        stream = container.streams.video[0]
+        fps = stream.average_rate or stream.guessed_rate or Fraction(25)
+        frames = int(stream.frames or 0)
+        if not frames and stream.duration and stream.time_base:
+            frames = int(round(float(stream.duration * stream.time_base) * float(fps)))
+        elif not frames and container.duration:
+            frames = int(round(container.duration / 1_000_000 * float(fps)))
+        cc = stream.codec_context
+        return ClipInfo(Path(path), int(cc.width), int(cc.height), Fraction(fps), frames, bool(container.streams.audio))
+    finally:
+        container.close()
+
+
+def read_frames(path: str | os.PathLike[str], limit: int = 0) -> Iterator[np.ndarray]:
+    """Every frame of ``path`` as an (H, W, 3) uint8 RGB array, in order (the first ``limit``
+    when > 0). Raises InputError for a file with no frames or one that stops decoding."""
+    av = _av()
+    container = _open_input(path)
+    count = 0
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgb24")
+                count += 1
+                if limit and count >= limit:
+                    return
+        except av.error.FFmpegError as e:
+            raise InputError(f"video {path}: decoding failed after {count} frames: {e}") from e
+    finally:
+        container.close()
+    if count == 0:
+        raise InputError(f"video {path} has no frames")
+
+
+def check_sink_path(path: str | os.PathLike[str], kind: Kind, overwrite: bool, inputs: tuple[Path, ...] = ()) -> Path:
+    """Check, before any work, that an output of ``kind`` can go to ``path``; nothing is created."""
+    p = Path(path)
+    if any(p.resolve() == Path(i).resolve() for i in inputs):
+        raise InputError(f"output {p} is also an input; choose another output path")
+    folder = kind == "alpha" and not p.suffix
+    if not folder and p.suffix.lower() not in KINDS[kind]:
+        options = ", ".join(sorted(KINDS[kind]))
+        extra = " or a folder (one PNG per frame)" if kind == "alpha" else ""
+        raise InputError(f"output {p}: a {kind} video must end in {options}{extra}, got {p.suffix or 'no extension'!r}")
+    if folder and p.exists() and not p.is_dir():
+        raise InputError(f"output {p} exists and is not a folder")
+    if not folder and p.is_dir():
+        raise InputError(f"output {p} is a folder; give a file name")
+    if p.exists() and not overwrite and (not folder or any(p.iterdir())):
+        raise InputError(f"output {p} exists; pass --overwrite to replace it")
+    check_writable_folder(p.parent if not folder else p.parent)
+    return p
+
+
+class FrameSink:
+    """Writes one kind of frame to a folder of PNGs or a video file, renamed into place on
+    ``commit()``; ``discard()`` (or leaving a ``with`` block on an exception) removes it."""
+
+    def __init__(self, path: Path, kind: Kind, fps: Fraction, size: tuple[int, int],
+                 audio_from: Path | None = None) -> None:
+        self.path, self.kind, self.fps, self.size = path, kind, fps, size
+        self.audio_from = audio_from
+        self.count = 0
+        self.folder = kind == "alpha" and not path.suffix
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.partial{path.suffix}")
+        self._container: Any = None
+        self._stream: Any = None
+        self._audio_source: Any = None
+        self._audio_out: Any = None
+        self.warning: str | None = None
+        if self.folder:
+            self.tmp.mkdir()
+        else:
+            self._open_video()
+
+    def _open_video(self) -> None:
+        av = _av()
+        codec, pix_fmt, options = KINDS[self.kind][self.path.suffix.lower()]
+        fmt = {".mkv": "matroska", ".mp4": "mp4", ".mov": "mov", ".webm": "webm"}[self.path.suffix.lower()]
+        self._container = av.open(str(self.tmp), mode="w", format=fmt)
+        rate = self.fps if self.fps.denominator <= 1001 else Fraction(self.fps).limit_denominator(1001)
+        stream = self._container.add_stream(codec, rate=rate)
+        w, h = self.size
+        if pix_fmt.startswith("yuv") and (w % 2 or h % 2):
+            raise InputError(f"{self.path.suffix} output needs an even width and height, the video is {w}x{h}; "
+                             "use .mkv")
+        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+        stream.options = dict(options)
+        if codec == "libvpx-vp9":
+            stream.codec_context.options = {"auto-alt-ref": "0"}
+        self._stream = stream
+        self._add_audio()
+
+    def write(self, frame: np.ndarray) -> None:
+        """One frame: (H, W) float in [0, 1] or uint8 for alpha; (H, W, 4) uint8 RGBA for a
+        cutout; (H, W, 3) uint8 RGB for a composite."""
+        if self.folder:
+            from PIL import Image
+
+            u8 = frame if frame.dtype == np.uint8 else to_uint8(frame)
+            Image.fromarray(u8, mode="L").save(self.tmp / f"{self.count:06d}.png")
+        else:
+            av = _av()
+            u8 = frame if frame.dtype == np.uint8 else to_uint8(frame)
+            if self.kind == "alpha":
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(u8), format="gray")
+            elif self.kind == "cutout":
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(u8), format="rgba")
+            else:
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(u8), format="rgb24")
+            vf.pts = self.count
+            vf.time_base = 1 / Fraction(self._stream.average_rate or self.fps)
+            for packet in self._stream.encode(vf):
+                self._container.mux(packet)
+        self.count += 1
+
+    def _add_audio(self) -> None:
+        """The source's audio stream, added before any frame is written (a muxer takes no new
+        stream once its header is out); its packets are copied in at commit."""
+        av = _av()
+        self._audio_source = None
+        if self.audio_from is None:
+            return
+        source = av.open(str(self.audio_from), mode="r")
+        if not source.streams.audio:
+            source.close()
+            return
+        src = source.streams.audio[0]
+        try:
+            self._audio_out = self._container.add_stream_from_template(src)
+        except (ValueError, av.error.FFmpegError) as e:
+            self.warning = f"the source's audio ({src.codec_context.name}) was not kept in {self.path.suffix}: {e}"
+            source.close()
+            return
+        self._audio_source = source
+
+    def _copy_audio(self) -> None:
+        av = _av()
+        source, self._audio_source = self._audio_source, None
+        if source is None:
+            return
+        try:
+            for packet in source.demux(source.streams.audio[0]):
+                if packet.dts is None:
+                    continue
+                packet.stream = self._audio_out
+                self._container.mux(packet)
+        except av.error.FFmpegError as e:
+            self.warning = f"the source's audio was not kept: {e}"
+        finally:
+            source.close()
+
+    def commit(self) -> str | None:
+        """Finish and move into place; returns a warning about the audio, if any."""
+        if self.count == 0:
+            raise InputError("no frames were written")
+        warning = None
+        if not self.folder:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._copy_audio()
+            warning = self.warning
+            self._container.close()
+            self._container = None
+            os.replace(self.tmp, self.path)
+        else:
+            if self.path.exists():
+                old = self.path.with_name(f".{self.path.name}.{os.getpid()}.old")
+                os.replace(self.path, old)
+                os.replace(self.tmp, self.path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(self.tmp, self.path)
+        return warning
+
+    def discard(self) -> None:
+        if self._audio_source is not None:
+            self._audio_source.close()
+            self._audio_source = None
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # noqa: BLE001 - the file goes anyway
+                pass
+            self._container = None
+        if self.tmp.is_dir():
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "FrameSink":
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is not None or self.tmp.exists():
+            self.discard()
+
+
+def open_sink(path: Path, kind: Kind, fps: Fraction, size: tuple[int, int], audio_from: Path | None = None) -> FrameSink:
+    return FrameSink(path, kind, fps, size, audio_from)
