@@ -50,7 +50,7 @@ def _print_row(cells: list[str]) -> None:
     print("| " + " | ".join(cells) + " |", flush=True)
 
 
-def _load(name: str, scale: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _load(name: str, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from diffmatte.io import load_pair, read_alpha
 
     image, trimap = load_pair(DATA / "input_training_lowres" / f"{name}.png",
@@ -58,7 +58,7 @@ def _load(name: str, scale: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     gt = read_alpha(DATA / "gt_training_lowres" / f"{name}.png")
     if scale != 1:
         h, w = trimap.shape
-        size = (w * scale, h * scale)
+        size = (round(w * scale), round(h * scale))
         image = np.asarray(Image.fromarray((image * 255 + 0.5).astype(np.uint8)).resize(size, Image.Resampling.BICUBIC),
                            dtype=np.float32) / 255
         trimap = np.asarray(Image.fromarray((trimap * 2).astype(np.uint8)).resize(size, Image.Resampling.NEAREST),
@@ -96,7 +96,7 @@ def _stroke(
     return out, (int(y), int(x), radius), value
 
 
-def part_edit(names: list[str], scales: list[int], steps_list: list[int], window: int, model_name: str) -> list[dict]:
+def part_edit(names: list[str], scales: list[float], steps_list: list[int], window: int, model_name: str) -> list[dict]:
     from diffmatte import load_model
     from diffmatte.refine import edit_box, refine_window
     from diffmatte.runtime import keep_freed_memory
@@ -118,7 +118,7 @@ def part_edit(names: list[str], scales: list[int], steps_list: list[int], window
                 image_png = png((image * 255 + 0.5).astype(np.uint8))
                 for steps in steps_list:
                     before = model.predict(image, trimap, steps, 0)  # also the warm-up for this size
-                    edited, centre, value = _stroke(trimap, gt, before, 12 * scale)
+                    edited, centre, value = _stroke(trimap, gt, before, round(12 * scale))
                     box = edit_box(trimap, edited)
                     assert box is not None
                     full_times = []
@@ -249,7 +249,7 @@ def main() -> None:
     ap.add_argument("--part", choices=["edit", "load", "all"], default="all")
     ap.add_argument("--model", default="default")
     ap.add_argument("--images", default="GT02,GT04,GT13,GT25")
-    ap.add_argument("--scales", default="1,2")
+    ap.add_argument("--scales", default="1,2", help="image scales (1.2: GT02 at 960 px wide)")
     ap.add_argument("--steps", default="3,10")
     ap.add_argument("--window", type=int, default=512)
     ap.add_argument("--threads", type=int, default=2)
@@ -264,7 +264,7 @@ def main() -> None:
     out: dict = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "threads": args.threads,
                  "model": args.model, "diffmatte": __version__, "cpu": _cpu(), "loadavg_start": os.getloadavg()}
     if args.part in ("edit", "all"):
-        out["edit"] = part_edit(args.images.split(","), [int(s) for s in args.scales.split(",")],
+        out["edit"] = part_edit(args.images.split(","), [float(s) for s in args.scales.split(",")],
                                 [int(s) for s in args.steps.split(",")], args.window, args.model)
     if args.part in ("load", "all"):
         out["load"] = part_load(args.model, args.threads, 20, 192, 10, 4)

@@ -14,22 +14,23 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "diffmatte"
 
 # module (dotted, below diffmatte) or package prefix -> packages and modules it must not import
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "diffusion": ("models", "encoders", "pipeline", "registry", "loading", "train", "cli", "evaluation"),
-    "encoders": ("models", "pipeline", "registry", "loading", "train", "cli", "evaluation"),
-    "models": ("pipeline", "registry", "loading", "train", "cli", "evaluation"),
-    "registry": ("pipeline", "models", "encoders", "loading", "train", "cli"),
-    "hashing": ("io", "models", "encoders", "diffusion", "pipeline", "registry", "cli"),
-    "fusion": ("models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation"),
-    "laplacian": ("models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation",
+    "diffusion": ("video", "models", "encoders", "pipeline", "registry", "loading", "train", "cli", "evaluation"),
+    "encoders": ("video", "models", "pipeline", "registry", "loading", "train", "cli", "evaluation"),
+    "models": ("video", "pipeline", "registry", "loading", "train", "cli", "evaluation"),
+    "registry": ("video", "pipeline", "models", "encoders", "loading", "train", "cli"),
+    "hashing": ("video", "io", "models", "encoders", "diffusion", "pipeline", "registry", "cli"),
+    "fusion": ("video", "models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation"),
+    "laplacian": ("video", "models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation",
                   "fusion"),
-    "limits": ("io", "models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation",
+    "limits": ("video", "io", "models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation",
                "runtime", "errors"),
-    "suggest": ("io", "models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation"),
-    "io": ("models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation"),
-    "pipeline": ("train", "cli", "evaluation", "loading"),
+    "suggest": ("video", "io", "models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation"),
+    "io": ("video", "models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation"),
+    "pipeline": ("video", "train", "cli", "evaluation", "loading"),
     "train": ("cli",),
-    "data": ("train", "cli", "evaluation", "pipeline"),
+    "data": ("video", "train", "cli", "evaluation", "pipeline"),
     "evaluation": ("cli", "train"),
+    "video": ("cli", "train", "evaluation", "server"),
 }
 
 

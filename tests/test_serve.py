@@ -372,7 +372,7 @@ def test_busy_queue_answers_503_with_retry_after(model: DiffMatte, queue_size: i
 
 def test_time_limit(model: DiffMatte) -> None:
     files = {"image": png(_image()), "trimap": png(_trimap())}
-    with BackgroundServer(ServerConfig(port=0, time_limit=0.3, max_steps=1000), model, "tiny") as s:
+    with BackgroundServer(ServerConfig(port=0, time_limit=0.3, max_sample_steps=1000), model, "tiny") as s:
         t0 = time.monotonic()
         r = request(s.url + "/api/matte", {"steps": 1000}, files)
         assert r.status == 503 and "time limit of 0.3 s" in r.error()

@@ -166,13 +166,15 @@ def test_page_matte_equals_the_api(page: Page, server: BackgroundServer, tmp_pat
     trimap2 = _grey(_download(page, "#save-trimap"))
     refined_api = request(
         server.url + "/api/refine",
-        {"steps": STEPS, "seed": SEED, "box": box, "window": 512},
+        {"steps": STEPS, "seed": SEED, "box": box, "window": 128},
         {"image": LEMUR.read_bytes(), "trimap": png(trimap2), "alpha": png(expected)},
     )
     assert refined_api.status == 200
     np.testing.assert_array_equal(_shown_alpha(page), _grey(refined_api.body))
     np.testing.assert_array_equal(_grey(_download(page, "#save-alpha")), _grey(refined_api.body))
     left, top, right, bottom = map(int, refined_api.headers["x-diffmatte-window"].split(","))
+    # the window is sized to the stroke (30 px plus 64 px of context a side), not a fixed 512 px
+    assert right - left <= 192 and bottom - top <= 192, (left, top, right, bottom)
     outside = np.ones_like(expected, bool)
     outside[top:bottom, left:right] = False
     np.testing.assert_array_equal(_grey(refined_api.body)[outside], expected[outside])

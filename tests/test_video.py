@@ -166,12 +166,19 @@ def test_steady_blends_only_where_the_picture_is_unchanged() -> None:
     tri = np.full((H, W), 128, np.uint8)
     tri[:, :4] = 0
     prev, new = np.full((H, W), 0.2, np.float32), np.full((H, W), 0.6, np.float32)
-    zero = np.zeros((H, W, 2), np.float32)
+    zero = _still((H, W))
     same = steady_matte(new, tri, image, prev, image, zero, 0.8)
     assert np.allclose(same[:, 4:], 0.8 * 0.2 + 0.2 * 0.6, atol=1e-5)
     assert (same[:, :4] == 0).all()
-    changed = steady_matte(new, tri, 255 - image, prev, image, zero, 0.8)
-    assert np.abs(changed[:, 4:] - 0.6).mean() < 0.05
+    changed_part = image.copy()
+    changed_part[:, 40:] = 255 - changed_part[:, 40:]  # part of the picture changes
+    changed = steady_matte(new, tri, changed_part, prev, image, zero, 0.8)
+    assert np.abs(changed[:, 44:] - 0.6).max() < 0.05
+    assert np.allclose(changed[:, 4:36], 0.8 * 0.2 + 0.2 * 0.6, atol=1e-5)
+    moving = Motion(np.full((H, W, 2), 2.0, np.float32), zero.error, 0.0)
+    assert np.abs(steady_matte(new, tri, image, prev, image, moving, 0.8)[:, 4:] - 0.6).max() < 0.01
+    unsure = Motion(zero.flow, np.full((H, W), 3.0, np.float32), 0.0)
+    assert np.abs(steady_matte(new, tri, image, prev, image, unsure, 0.8)[:, 4:] - 0.6).max() < 0.01
 
 
 # -- metrics -------------------------------------------------------------------------------------------------

@@ -363,7 +363,7 @@ class DiffMatte:
             img = torch.from_numpy(np.ascontiguousarray(img_low.transpose(2, 0, 1)))[None]
             tri = torch.from_numpy(downscale_trimap(tri_arr, low))[None, None]
             if init_arr is not None:
-                init_arr = np.asarray(Image.fromarray(init_arr, mode="F").resize(low[::-1], Image.BILINEAR))
+                init_arr = np.array(Image.fromarray(init_arr, mode="F").resize(low[::-1], Image.BILINEAR))
         init_t = None if init_arr is None else torch.from_numpy(np.ascontiguousarray(init_arr))[None, None]
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         if flip_tta:

@@ -39,7 +39,7 @@ otherwise: the server has no authentication, so expose it to a network only on p
     "--time-limit", type=click.FloatRange(0.1), default=120.0, show_default=True,
     help="Seconds a request may take, waiting included (503 beyond).",
 )
-@click.option("--max-steps", type=click.IntRange(1, 1000), default=100, show_default=True, help="Most steps a request may ask.")
+@click.option("--max-sample-steps", type=click.IntRange(1, 1000), default=100, show_default=True, help="Most steps a request may ask.")
 @threads_option
 @max_pixels_option
 def command(
@@ -50,7 +50,7 @@ def command(
     max_upload_mb: float,
     queue_size: int,
     time_limit: float,
-    max_steps: int,
+    max_sample_steps: int,
     threads: int | None,
     max_pixels: int,
 ) -> None:
@@ -68,7 +68,7 @@ def command(
         max_upload_bytes=int(max_upload_mb * 2**20),
         queue_size=queue_size,
         time_limit=time_limit,
-        max_steps=max_steps,
+        max_sample_steps=max_sample_steps,
     )
     if not is_loopback(host):
         click.echo(

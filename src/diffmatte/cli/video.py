@@ -5,6 +5,7 @@ Exit status: 0 done; 2 bad input or usage (nothing written); 130 interrupted (no
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -218,7 +219,7 @@ def _run(net: Any, info: Any, output: Path, cutout: Path | None, backdrop: Any, 
             bar.update(1)
             if verbose:
                 tqdm.write(f"frame {f.index}: {f.steps} steps{' (warm)' if f.warm else ''}"
-                           f"{' scene cut: new trimap' if f.restarted else ''}, {f.seconds:.2f} s", file=None)
+                           f"{' scene cut: new trimap' if f.restarted else ''}, {f.seconds:.2f} s", file=sys.stderr)
         notes = [alpha_sink.commit()]
         if cut_sink is not None:
             notes.append(cut_sink.commit())

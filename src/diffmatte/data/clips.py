@@ -84,7 +84,7 @@ def moving_clip(fg: np.ndarray, alpha: np.ndarray, background: np.ndarray, frame
     centre = np.array([[fit, 0, W / 2 - fit * fw / 2], [0, fit, H / 2 - fit * fh / 2], [0, 0, 1]], np.float64)
     about = np.array([[1, 0, W / 2], [0, 1, H / 2], [0, 0, 1]], np.float64)
     back = np.linalg.inv(about)
-    pan_x = rng.uniform(0.5, 1.5) * (bw - W) / max(1, frames - 1) * 0.5
+    pan_x = min(rng.uniform(2.0, 8.0), (bw - W) / max(1, frames - 1))  # px a frame, within the picture
     gy, gx = np.mgrid[0:H, 0:W].astype(np.float64)
     prev_m = None
     fg32, a32 = fg.astype(np.float32), alpha.astype(np.float32)
@@ -92,7 +92,7 @@ def moving_clip(fg: np.ndarray, alpha: np.ndarray, background: np.ndarray, frame
         m = about @ np.vstack([_affine(i / fps, params), [0, 0, 1]]) @ back @ centre
         warped_fg = cv2.warpAffine(fg32, m[:2], (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         warped_a = cv2.warpAffine(a32, m[:2], (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        x0 = int(round(i * pan_x)) % max(1, bw - W + 1)
+        x0 = int(round(i * pan_x))
         bg = background[(bh - H) // 2:(bh - H) // 2 + H, x0:x0 + W].astype(np.float32) / 255.0
         a = np.clip(warped_a, 0.0, 1.0)[..., None]
         image = np.clip(np.rint((a * warped_fg + (1 - a) * bg) * 255.0), 0, 255).astype(np.uint8)

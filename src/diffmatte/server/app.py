@@ -268,7 +268,7 @@ def create_app(engine: Engine, model_name: str) -> ASGIApp:
         return MatteRequest(
             image=form.file("image") or b"",
             trimap=form.file("trimap", required=False),
-            steps=form.integer("steps", cfg.default_steps, 1, cfg.max_steps) or cfg.default_steps,
+            steps=form.integer("steps", cfg.default_steps, 1, cfg.max_sample_steps) or cfg.default_steps,
             seed=form.integer("seed", 0, 0, 2**63 - 1) or 0,
             band=form.integer("band", None, 1, 1000),
             seeds=form.integer("seeds", 1, 1, cfg.max_seeds) or 1,
@@ -294,7 +294,7 @@ def create_app(engine: Engine, model_name: str) -> ASGIApp:
                 "queue_size": cfg.queue_size,
                 "max_pixels": cfg.max_pixels,
                 "max_upload_bytes": cfg.max_upload_bytes,
-                "max_steps": cfg.max_steps,
+                "max_sample_steps": cfg.max_sample_steps,
                 "default_steps": cfg.default_steps,
                 "max_seeds": cfg.max_seeds,
                 "time_limit": cfg.time_limit,
@@ -383,7 +383,7 @@ def create_app(engine: Engine, model_name: str) -> ASGIApp:
             trimap=form.file("trimap") or b"",
             alpha=form.file("alpha") or b"",
             box=_box(form),
-            steps=form.integer("steps", cfg.default_steps, 1, cfg.max_steps) or cfg.default_steps,
+            steps=form.integer("steps", cfg.default_steps, 1, cfg.max_sample_steps) or cfg.default_steps,
             seed=form.integer("seed", 0, 0, 2**63 - 1) or 0,
             window=form.integer("window", 512, 32, 8192) or 512,
         )

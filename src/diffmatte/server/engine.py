@@ -61,7 +61,7 @@ class ServerConfig:
     queue_size: int = 4  # jobs waiting behind the running one
     max_in_flight: int = 16  # concurrent API requests (uploads being read included)
     time_limit: float = 120.0  # seconds from arrival, waiting included
-    max_steps: int = 100
+    max_sample_steps: int = 100  # sampler steps a request may ask (not optimiser steps: TrainConfig.max_steps)
     default_steps: int = 10
     max_seeds: int = 8  # samples one matte request may average (each costs a decoder pass)
     # A refine window is matted at full resolution: its pixels bound the memory one request takes

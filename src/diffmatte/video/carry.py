@@ -1,9 +1,9 @@
 """The trimap through time: the previous frame's matte, moved by the motion, made into this frame's trimap.
 
-The definite regions of the moved matte stay definite; the unknown band is its fractional
-part and every foreground/background edge, widened by a base half-width (taken from the
-first trimap) plus the flow's forward-backward error there, so a band grows where the
-motion is doubtful instead of cutting into the subject. NumPy in and out.
+The unknown band moves with the optical flow; it grows onto the moved matte's transition where
+the flow's forward-backward check disagrees (so a band widens where the motion is doubtful
+instead of cutting into the subject) and narrows to the first trimap's half-width around the
+transition; the rest is foreground or background by the moved matte. NumPy in and out.
 """
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ __all__ = ["CarryConfig", "band_of", "carry_trimap", "blend_with_mask", "is_scen
 
 @dataclass(frozen=True)
 class CarryConfig:
-    low: float = 0.02  # moved alpha at or below this is background ...
-    high: float = 0.98  # ... at or above this foreground, between them unknown
-    margin: float = 0.0  # band pixels around the moved matte's edges even where the flow is sure
-    error_gain: float = 1.0  # band pixels added per pixel of flow error
+    low: float = 0.1  # moved alpha strictly between these is a transition (the band's centre);
+    high: float = 0.9  # fainter haze is not, or the band would creep outward with it
+    error_gain: float = 1.0  # band pixels added per pixel of flow error ...
+    max_step_fraction: float = 0.01  # ... at most this much of the long side
     max_band_fraction: float = 0.06  # the band's half-width at most this much of the long side
     cut_residual: float = 0.18  # mean |frame - warped previous| (0-1) above this is a scene cut
     cut_error_fraction: float = 0.5  # ... or this share of pixels with flow error above 4 px
@@ -48,32 +48,40 @@ def carry_trimap(trimap: np.ndarray, alpha: np.ndarray, motion: Motion, band: in
     """This frame's trimap ((H, W) uint8: 0, 128, 255) from the previous frame's ``trimap`` and
     ``alpha`` ((H, W) float in [0, 1]) and the ``motion`` from the previous frame to this one.
 
-    The previous trimap moves with the motion (so a still scene keeps its trimap exactly);
-    the band then takes in the moved matte's fractional part and its edges widened by the
-    flow's error there, and narrows only where the moved matte is definite farther than twice
-    ``band`` (the first trimap's half-width) from any edge.
+    The previous trimap's unknown band moves with the motion. Where the flow is unsure by a
+    pixel or more (its forward-backward error, at most ``config.max_step_fraction`` of the
+    long side a frame) the band also takes in the moved matte's transition (alpha between
+    ``config.low`` and ``config.high``, or an edge between its halves above and below 0.5)
+    widened by that error; it shrinks where
+    it lies farther than twice ``band`` (the first trimap's half-width: a band's whole width)
+    plus that error from any transition. The rest is foreground where the moved alpha is at least 0.5, else background.
+    A band that also grew onto every fractional pixel at its rim crept outward a pixel or two
+    each frame, and a band rebuilt around the matte's transition grew with the network's haze
+    in it; on a moving synthetic clip both doubled the unknown area in a few frames and the
+    matte's error with it.
     """
     import cv2
 
     # a pixel new to the frame (it was outside the previous one) takes the nearest edge's value
     moved = warp(alpha.astype(np.float32), motion.flow, border_value=None)
-    moved_tri = warp(trimap, motion.flow, border_value=None, nearest=True)
-    fg = moved >= config.high
-    bg = moved <= config.low
-    frac = ~(fg | bg)
-    cap = max(2, round(config.max_band_fraction * max(alpha.shape)))
-    radius = np.minimum(config.margin + config.error_gain * motion.error, cap)
+    moved_unknown = warp(trimap, motion.flow, border_value=None, nearest=True) == 128
+    inside = moved >= 0.5
+    core = cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    hull = cv2.dilate(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    transition = ((moved > config.low) & (moved < config.high)) | (hull & ~core)
+    step = max(2.0, config.max_step_fraction * max(alpha.shape))
+    unsure = np.minimum(config.error_gain * motion.error, step)
 
     def dist_to(region: np.ndarray) -> np.ndarray:
         if not region.any():
             return np.full(region.shape, np.inf, np.float32)
         return cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 5)
 
-    d_frac, d_fg, d_bg = dist_to(frac), dist_to(fg), dist_to(bg)
-    edge = np.minimum(d_frac, np.where(fg, d_bg, np.where(bg, d_fg, 0.0)))  # 0 on fractional pixels
-    unknown = (moved_tri == 128) | (edge <= radius)
-    unknown &= ~(~frac & (edge > 2 * band + radius))
-    out = np.where(fg, 255, 0).astype(np.uint8)
+    # under a pixel of doubt the moved band stands; growing onto the transition's rim even then
+    # (interpolation and haze put it there every frame) crept outward a pixel a frame
+    unknown = moved_unknown | ((unsure >= 1.0) & (dist_to(transition) <= unsure))
+    unknown &= dist_to(transition) <= 2 * band + unsure
+    out = np.where(inside, 255, 0).astype(np.uint8)
     out[unknown] = 128
     return out
 

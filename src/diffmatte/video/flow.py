@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["FLOW_SIDE", "Motion", "estimate_motion", "warp"]
+__all__ = ["FLOW_SIDE", "Motion", "estimate_motion", "follow_subject", "warp"]
 
 FLOW_SIDE = 640
 
@@ -93,3 +93,26 @@ def estimate_motion(previous: np.ndarray, current: np.ndarray, side: int = FLOW_
         back[..., 1] *= sy
         error = cv2.resize(error, (w, h), interpolation=cv2.INTER_LINEAR) * max(sx, sy)
     return Motion(flow=back.astype(np.float32), error=error.astype(np.float32), residual=residual)
+
+
+def follow_subject(motion: Motion, alpha: np.ndarray, high: float = 0.98) -> Motion:
+    """The motion of the subject of ``alpha`` (the previous frame's matte) everywhere: each
+    pixel takes the flow and error of the nearest pixel of the subject's interior (where the
+    moved alpha is at least ``high``, eroded by 2 px).
+
+    A matte's band lies mostly over background, where the flow follows the background (or,
+    where it is flat, nothing at all); hair and edges move with the subject, and so should the
+    band. Without an interior (no pixel that sure) the motion is returned as it is.
+    """
+    import cv2
+
+    moved = warp(alpha.astype(np.float32), motion.flow, border_value=None)
+    core = cv2.erode((moved >= high).astype(np.uint8), np.ones((5, 5), np.uint8))
+    if not core.any():
+        return motion
+    _, labels = cv2.distanceTransformWithLabels(1 - core, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    ys, xs = np.nonzero(core)  # label k (1-based) is the k-th core pixel in row-major order
+    flat = (ys * core.shape[1] + xs)[labels.ravel() - 1]
+    flow = motion.flow.reshape(-1, 2)[flat].reshape(motion.flow.shape)
+    error = motion.error.ravel()[flat].reshape(motion.error.shape)
+    return Motion(flow=np.ascontiguousarray(flow), error=np.ascontiguousarray(error), residual=motion.residual)

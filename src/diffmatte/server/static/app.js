@@ -25,6 +25,7 @@ const S = {
   generation: 0,      // bumped when another image opens: answers for the old one are dropped
 };
 window.diffmatte = S; // for the browser test and the curious
+const REFINE_WINDOW = 128;
 
 function status(text, isError = false) {
   $("status").textContent = text;
@@ -507,7 +508,10 @@ async function refine() {
   try {
     const response = await post("/api/refine", {
       image: S.file, trimap: await trimapBlob(), alpha: S.alphaPng,
-      box: box.join(","), steps: n, seed: seed(), window: 512,
+      // The smallest window the server allows around the stroke: it grows to hold the stroke
+      // plus 64 px of context on every side, so a short stroke re-mattes fast (under a second
+      // on a 960 px photo, benchmarks/serve_latency.py) and a long one still gets its context.
+      box: box.join(","), steps: n, seed: seed(), window: REFINE_WINDOW,
     });
     const win = response.headers.get("X-Diffmatte-Window");
     const blob = await response.blob();
@@ -549,9 +553,9 @@ $("save-cutout").addEventListener("click", () => save(S.cutoutPng, `${S.name}_cu
 // -- start --------------------------------------------------------------------------------------
 fetch("/api/health").then((r) => r.json()).then((h) => {
   $("model").textContent = `model ${h.model} (${h.preset}), diffmatte ${h.version}`;
-  S.maxSteps = h.max_steps;
+  S.maxSteps = h.max_sample_steps;
   S.maxPixels = h.max_pixels || 0;
-  $("steps").max = h.max_steps;
-  $("steps").value = Math.min(h.default_steps, h.max_steps);
+  $("steps").max = h.max_sample_steps;
+  $("steps").value = Math.min(h.default_steps, h.max_sample_steps);
 }).catch(() => status("the server does not answer", true));
 enable();
