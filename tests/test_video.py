@@ -392,6 +392,15 @@ def test_cli_end_to_end(tmp_path: Path, tiny_path: Path, clip_env: tuple[Path, P
                "--background", "#00ff00", "--model", tiny_path, "--steps", "1", "--max-frames", "2")
     assert r.exit_code == 0, r.output
     assert len(list((tmp_path / "frames").iterdir())) == 2
+    # a background video shorter than the clip is looped, at its own size
+    backdrop = write_clip(tmp_path / "bg.mkv", [np.full((30, 40, 3), 200, np.uint8)] * 2)
+    r = invoke(clip, "--trimap", first, "-o", tmp_path / "a2.mkv", "--cutout", tmp_path / "over.mkv",
+               "--background", backdrop, "--model", tiny_path, "--steps", "1")
+    assert r.exit_code == 0, r.output
+    with av.open(str(tmp_path / "over.mkv")) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 3 and frames[2].shape == (H, W, 3)
+    assert (frames[2][0, 0].astype(int) - 200).__abs__().max() <= 3  # background pixel: the backdrop's grey
 
 
 def test_cli_bad_inputs(tmp_path: Path, tiny_path: Path, clip_env: tuple[Path, Path],

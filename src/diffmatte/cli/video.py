@@ -4,7 +4,6 @@ Exit status: 0 done; 2 bad input or usage (nothing written); 130 interrupted (no
 """
 from __future__ import annotations
 
-import itertools
 import sys
 import time
 from contextlib import ExitStack
@@ -162,14 +161,14 @@ def _backdrop(background: str, clip: Path) -> Callable[[int, tuple[int, int]], A
         from ..video.container import probe
 
         probe(p)
-        frames: Iterator[Any] = itertools.cycle(_frames_once(p, read_frames))
+        frames: Iterator[Any] = _looped(p, read_frames)
         return lambda i, size: next(frames).astype("float32") / 255.0
     parsed = parse_background(background)
     return lambda i, size: parsed
 
 
-def _frames_once(path: Path, read: Callable[..., Iterator[Any]]) -> Iterator[Any]:
-    # itertools.cycle keeps every frame it has seen; a background video is read again instead
+def _looped(path: Path, read: Callable[..., Iterator[Any]]) -> Iterator[Any]:
+    # read again from the start at its end (itertools.cycle would keep every frame in memory)
     while True:
         yield from read(path)
 
