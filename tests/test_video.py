@@ -471,3 +471,17 @@ def test_cli_interrupted_leaves_nothing(tmp_path: Path, tiny_path: Path, clip_en
                "--model", tiny_path, "--steps", "1")
     assert r.exit_code != 0
     assert {p.name for p in tmp_path.iterdir()} == before
+
+
+def test_cli_per_frame_trimaps_in_natural_order(tmp_path: Path, tiny_path: Path, clip_env: tuple[Path, Path]) -> None:
+    from diffmatte.cli.video import _trimap_files
+
+    clip, first = clip_env
+    folder = tmp_path / "tri"
+    folder.mkdir()
+    for name in ("f_10.png", "f_2.png", "f_1.png"):
+        Image.fromarray(np.asarray(Image.open(first))).save(folder / name)
+    assert [p.name for p in _trimap_files(folder)] == ["f_1.png", "f_2.png", "f_10.png"]
+    r = invoke(clip, "--trimaps", folder, "-o", tmp_path / "m", "--model", tiny_path, "--steps", "1", "-v")
+    assert r.exit_code == 0, r.output
+    assert "3 frames in" in r.output and len(list((tmp_path / "m").iterdir())) == 3

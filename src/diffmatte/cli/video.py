@@ -4,6 +4,7 @@ Exit status: 0 done; 2 bad input or usage (nothing written); 130 interrupted (no
 """
 from __future__ import annotations
 
+import re
 import sys
 import time
 from contextlib import ExitStack
@@ -41,7 +42,7 @@ HELP = """Matte every frame of CLIP and write the mattes to -o.
 
 Trimaps: --trimap is the first frame's; every later frame's is carried from the previous
 matte by the optical flow. --trimaps DIR gives one per frame (matched by index in name
-order; frames past the last are carried). --auto-trimap makes the first one and, after a
+order, frame_2 before frame_10; frames past the last are carried). --auto-trimap makes the first one and, after a
 scene cut, a new one, and keeps a carried trimap from drifting off the subject.
 
 \b
@@ -135,7 +136,9 @@ def _trimap_files(folder: Path) -> list[Path]:
 
     if not folder.is_dir():
         raise InputError(f"--trimaps {folder} is not a folder")
-    files = sorted(p for p in folder.iterdir() if is_image_file(p))
+    # natural order, so frame_2 comes before frame_10 as it does in the clip
+    files = sorted((p for p in folder.iterdir() if is_image_file(p)),
+                   key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.stem)])
     if not files:
         raise InputError(f"--trimaps {folder} holds no image files")
     return files
