@@ -27,33 +27,23 @@ AM = Path("../shared/data/alphamatting_training_lowres")
 
 
 def make_clip(path: Path, frames: int, size: tuple[int, int]) -> Path:
-    import av
-
     from diffmatte.data.backgrounds import backgrounds_for
     from diffmatte.data.clips import moving_clip
     from diffmatte.data.trimaps import benchmark_trimap
     from diffmatte.foreground import estimate_foreground
+    from diffmatte.video.container import FrameSink
 
     img = np.asarray(Image.open(AM / "input_training_lowres" / "GT02.png").convert("RGB"))
     gt = np.asarray(Image.open(AM / "gt_training_lowres" / "GT02.png").convert("L")).astype(np.float32) / 255.0
     fg = estimate_foreground(img.astype(np.float32) / 255.0, gt)
     bg = np.asarray(Image.open(backgrounds_for("data/backgrounds.csv", "val")[3]).convert("RGB"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    c = av.open(str(path), "w")
-    s = c.add_stream("libx264", rate=Fraction(24))
-    s.width, s.height, s.pix_fmt = size[1], size[0], "yuv420p"
-    s.options = {"crf": "18"}
-    for i, f in enumerate(moving_clip(fg, gt, bg, frames, size, seed=7)):
-        if i == 0:
-            a0 = np.rint(f.alpha * 255).astype(np.uint8)
-            Image.fromarray(benchmark_trimap(a0, 0.01 * max(size))).save(path.with_name(path.stem + "_trimap.png"))
-        vf = av.VideoFrame.from_ndarray(f.image, format="rgb24")
-        vf.pts = i
-        for p in s.encode(vf):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
+    with FrameSink(path, "composite", Fraction(24), (size[1], size[0])) as sink:  # H.264, crf 16
+        for i, f in enumerate(moving_clip(fg, gt, bg, frames, size, seed=7)):
+            if i == 0:
+                a0 = np.rint(f.alpha * 255).astype(np.uint8)
+                Image.fromarray(benchmark_trimap(a0, 0.01 * max(size))).save(path.with_name(path.stem + "_trimap.png"))
+            sink.write(f.image)
+        sink.commit()
     return path
 
 

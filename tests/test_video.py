@@ -18,7 +18,7 @@ from diffmatte.diffusion.sampler import GaussianDiffusion
 from diffmatte.errors import InputError
 from diffmatte.video import VideoOptions, matte_video
 from diffmatte.video.carry import band_of, carry_trimap, is_scene_cut
-from diffmatte.video.container import check_sink_path, open_sink, probe, read_frames
+from diffmatte.video.container import FrameSink, check_sink_path, probe, read_frames
 from diffmatte.video.flow import Motion, estimate_motion, warp
 from diffmatte.video.matting import steady_matte
 from diffmatte.video.metrics import dtssd, frame_change, messddt
@@ -325,7 +325,7 @@ def test_read_back_what_was_written(tmp_path: Path) -> None:
     assert len(list(read_frames(clip, limit=2))) == 2
     alpha = np.linspace(0, 1, H * W, dtype=np.float32).reshape(H, W)
     for name in ("a.mkv", "a.mp4", "frames"):
-        with open_sink(tmp_path / name, "alpha", Fraction(12), (W, H), clip) as sink:
+        with FrameSink(tmp_path / name, "alpha", Fraction(12), (W, H), clip) as sink:
             for _ in range(3):
                 sink.write(alpha)
             assert sink.commit() is None
@@ -336,7 +336,7 @@ def test_read_back_what_was_written(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["000000.png", "000001.png", "000002.png"]
     rgba = np.dstack([frames[0], (alpha * 255).astype(np.uint8)])
     for name in ("c.mov", "c.webm"):
-        with open_sink(tmp_path / name, "cutout", Fraction(12), (W, H)) as sink:
+        with FrameSink(tmp_path / name, "cutout", Fraction(12), (W, H)) as sink:
             sink.write(rgba)
             sink.commit()
         with av.open(str(tmp_path / name)) as c:
@@ -349,7 +349,7 @@ def test_read_back_what_was_written(tmp_path: Path) -> None:
 def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "a.mkv"
     with pytest.raises(RuntimeError):
-        with open_sink(out, "alpha", Fraction(12), (W, H)) as sink:
+        with FrameSink(out, "alpha", Fraction(12), (W, H)) as sink:
             sink.write(np.zeros((H, W), np.float32))
             raise RuntimeError("stop")
     assert list(tmp_path.iterdir()) == []

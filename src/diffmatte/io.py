@@ -532,8 +532,9 @@ def read_alpha_u8(path: str | os.PathLike[str], max_pixels: int | None = None) -
     return _round_u8(_pil_alpha(img))
 
 
-def read_alpha(alpha: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """(H, W) float32 alpha in [0, 1] from a matte file, PIL image or array (uint8/uint16/float)."""
+def read_alpha(alpha: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str = "alpha") -> np.ndarray:
+    """(H, W) float32 alpha in [0, 1] from a matte file, PIL image or array (uint8/uint16/float);
+    ``name`` is what an array is called in errors."""
     if isinstance(alpha, (str, os.PathLike)):
         return _pil_alpha(_upright(_open(alpha, "alpha", max_pixels), f"alpha {alpha}")).astype(np.float32)
     if isinstance(alpha, Image.Image):
@@ -541,8 +542,8 @@ def read_alpha(alpha: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.nd
         return _pil_alpha(_upright(alpha, "alpha")).astype(np.float32)
     a = np.asarray(alpha)
     if a.ndim != 2:
-        raise InputError(f"alpha must be (H, W), got shape {a.shape}")
-    return _unit_float(a, "alpha")
+        raise InputError(f"{name} must be (H, W), got shape {a.shape}")
+    return _unit_float(a, name)
 
 
 def _unit_float(a: np.ndarray, name: str) -> np.ndarray:

@@ -21,7 +21,7 @@ from . import checkpoint as ckpt
 from .diffusion.sampler import GaussianDiffusion, SamplerName, StepCallback
 from .errors import InputError
 from .fusion import FusionConfig, confidence_weights, fuse
-from .io import DEFAULT_MAX_PIXELS, load_pair, warn_user
+from .io import DEFAULT_MAX_PIXELS, load_pair, read_alpha, warn_user
 from .models.configuration import DiffMatteConfig, get_preset
 from .models.fast_decoder import FAST, PLAIN, FastDecoder, InferenceOptions
 from .models.modeling_diffmatte import DiffMatteNet, EncodedImage
@@ -59,12 +59,7 @@ def _init_matte(init: Any, shape: tuple[int, ...]) -> np.ndarray:
     arr = np.asarray(init)
     if arr.shape != tuple(shape):
         raise InputError(f"init must be an (H, W) matte of the image's size {tuple(shape)}, got {arr.shape}")
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all() or arr.min() < 0.0 or arr.max() > 1.0:
-        raise InputError("init must hold alpha values in [0, 1] (uint8 0-255 or float)")
-    return arr
+    return read_alpha(arr, max_pixels=None, name="init")
 
 
 @contextlib.contextmanager

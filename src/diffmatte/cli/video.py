@@ -182,7 +182,7 @@ def _run(net: Any, info: Any, output: Path, cutout: Path | None, backdrop: Any, 
     from tqdm import tqdm
 
     from ..foreground import composite, estimate_foreground
-    from ..video.container import open_sink, read_frames
+    from ..video.container import FrameSink, read_frames
     from ..video.matting import VideoOptions, matte_video
 
     options = VideoOptions(mode=mode, steps=steps, warm_steps=warm_steps, warm_start=warm_start, steady=steady,
@@ -202,9 +202,9 @@ def _run(net: Any, info: Any, output: Path, cutout: Path | None, backdrop: Any, 
     started = time.perf_counter()
     warm = restarts = 0
     with ExitStack() as stack:
-        alpha_sink = stack.enter_context(open_sink(output, "alpha", info.fps, size, audio))
+        alpha_sink = stack.enter_context(FrameSink(output, "alpha", info.fps, size, audio))
         cut_kind = "composite" if backdrop is not None else "cutout"
-        cut_sink = stack.enter_context(open_sink(cutout, cut_kind, info.fps, size, audio)) if cutout else None
+        cut_sink = stack.enter_context(FrameSink(cutout, cut_kind, info.fps, size, audio)) if cutout else None
         bar = stack.enter_context(tqdm(total=total, unit="frame", desc="matting", disable=None))
         frames = matte_video(net, read_frames(info.path, limit=max_frames), trimap=first, trimaps=trimaps,
                              auto=auto, options=options)

@@ -104,4 +104,4 @@ def moving_clip(fg: np.ndarray, alpha: np.ndarray, background: np.ndarray, frame
             py = rel[1, 0] * gx + rel[1, 1] * gy + rel[1, 2]
             flow = np.stack([px - gx, py - gy], axis=-1).astype(np.float32)
         prev_m = m
-        yield ClipFrame(image, warped_a[..., 0] if warped_a.ndim == 3 else warped_a, flow)
+        yield ClipFrame(image, warped_a, flow)

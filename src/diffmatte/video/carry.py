@@ -15,6 +15,8 @@ from .flow import Motion, warp
 
 __all__ = ["CarryConfig", "band_of", "carry_trimap", "blend_with_mask", "is_scene_cut"]
 
+MAX_BAND_FRACTION = 0.06  # band_of's half-width at most this much of the long side
+
 
 @dataclass(frozen=True)
 class CarryConfig:
@@ -22,7 +24,6 @@ class CarryConfig:
     high: float = 0.9  # fainter haze is not, or the band would creep outward with it
     error_gain: float = 1.0  # band pixels added per pixel of flow error ...
     max_step_fraction: float = 0.01  # ... at most this much of the long side
-    max_band_fraction: float = 0.06  # the band's half-width at most this much of the long side
     cut_residual: float = 0.18  # mean |frame - warped previous| (0-1) above this is a scene cut
     cut_error_fraction: float = 0.5  # ... or this share of pixels with flow error above 4 px
 
@@ -34,7 +35,7 @@ def band_of(trimap: np.ndarray) -> int:
     import cv2
 
     unknown = trimap == 128
-    cap = max(2, round(0.06 * max(trimap.shape)))
+    cap = max(2, round(MAX_BAND_FRACTION * max(trimap.shape)))
     if not unknown.any():
         return 2
     if unknown.all():
@@ -52,9 +53,9 @@ def carry_trimap(trimap: np.ndarray, alpha: np.ndarray, motion: Motion, band: in
     pixel or more (its forward-backward error, at most ``config.max_step_fraction`` of the
     long side a frame) the band also takes in the moved matte's transition (alpha between
     ``config.low`` and ``config.high``, or an edge between its halves above and below 0.5)
-    widened by that error; it shrinks where
-    it lies farther than twice ``band`` (the first trimap's half-width: a band's whole width)
-    plus that error from any transition. The rest is foreground where the moved alpha is at least 0.5, else background.
+    widened by that error; it shrinks where it lies farther than twice ``band`` (the first
+    trimap's half-width: a band's whole width) plus that error from any transition. The rest
+    is foreground where the moved alpha is at least 0.5, else background.
     A band that also grew onto every fractional pixel at its rim crept outward a pixel or two
     each frame, and a band rebuilt around the matte's transition grew with the network's haze
     in it; on a moving synthetic clip both doubled the unknown area in a few frames and the
@@ -72,15 +73,14 @@ def carry_trimap(trimap: np.ndarray, alpha: np.ndarray, motion: Motion, band: in
     step = max(2.0, config.max_step_fraction * max(alpha.shape))
     unsure = np.minimum(config.error_gain * motion.error, step)
 
-    def dist_to(region: np.ndarray) -> np.ndarray:
-        if not region.any():
-            return np.full(region.shape, np.inf, np.float32)
-        return cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 5)
-
+    if transition.any():
+        to_transition = cv2.distanceTransform((~transition).astype(np.uint8), cv2.DIST_L2, 5)
+    else:
+        to_transition = np.full(transition.shape, np.inf, np.float32)
     # under a pixel of doubt the moved band stands; growing onto the transition's rim even then
     # (interpolation and haze put it there every frame) crept outward a pixel a frame
-    unknown = moved_unknown | ((unsure >= 1.0) & (dist_to(transition) <= unsure))
-    unknown &= dist_to(transition) <= 2 * band + unsure
+    unknown = moved_unknown | ((unsure >= 1.0) & (to_transition <= unsure))
+    unknown &= to_transition <= 2 * band + unsure
     out = np.where(inside, 255, 0).astype(np.uint8)
     out[unknown] = 128
     return out

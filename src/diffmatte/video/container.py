@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import DiffMatteError, InputError
 from ..writers import check_writable_folder, to_uint8
 
-__all__ = ["ClipInfo", "probe", "read_frames", "Kind", "FrameSink", "open_sink", "check_sink_path", "KINDS"]
+__all__ = ["ClipInfo", "probe", "read_frames", "Kind", "FrameSink", "check_sink_path", "KINDS"]
 
 Kind = Literal["alpha", "cutout", "composite"]
 # kind -> extension -> (codec, pixel format, options)
@@ -37,6 +37,9 @@ KINDS: dict[str, dict[str, tuple[str, str, dict[str, str]]]] = {
     },
     "composite": {".mp4": ("libx264", "yuv420p", {"crf": "16", "preset": "medium"}), ".mkv": ("ffv1", "bgr0", {})},
 }
+
+
+_FRAME_FORMAT = {"alpha": "gray", "cutout": "rgba", "composite": "rgb24"}  # what write() is handed
 
 
 def _av() -> Any:
@@ -134,7 +137,7 @@ def check_sink_path(path: str | os.PathLike[str], kind: Kind, overwrite: bool, i
         raise InputError(f"output {p} is a folder; give a file name")
     if p.exists() and not overwrite and (not folder or any(p.iterdir())):
         raise InputError(f"output {p} exists; pass --overwrite to replace it")
-    check_writable_folder(p.parent if not folder else p.parent)
+    check_writable_folder(p.parent)
     return p
 
 
@@ -163,14 +166,14 @@ class FrameSink:
     def _open_video(self) -> None:
         av = _av()
         codec, pix_fmt, options = KINDS[self.kind][self.path.suffix.lower()]
+        w, h = self.size
+        if pix_fmt.startswith("yuv") and (w % 2 or h % 2):  # checked before the file exists
+            raise InputError(f"{self.path.suffix} output needs an even width and height, the video is {w}x{h}; "
+                             "use .mkv")
         fmt = {".mkv": "matroska", ".mp4": "mp4", ".mov": "mov", ".webm": "webm"}[self.path.suffix.lower()]
         self._container = av.open(str(self.tmp), mode="w", format=fmt)
         rate = self.fps if self.fps.denominator <= 1001 else Fraction(self.fps).limit_denominator(1001)
         stream = self._container.add_stream(codec, rate=rate)
-        w, h = self.size
-        if pix_fmt.startswith("yuv") and (w % 2 or h % 2):
-            raise InputError(f"{self.path.suffix} output needs an even width and height, the video is {w}x{h}; "
-                             "use .mkv")
         stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
         stream.options = dict(options)
         if codec == "libvpx-vp9":
@@ -181,20 +184,13 @@ class FrameSink:
     def write(self, frame: np.ndarray) -> None:
         """One frame: (H, W) float in [0, 1] or uint8 for alpha; (H, W, 4) uint8 RGBA for a
         cutout; (H, W, 3) uint8 RGB for a composite."""
+        u8 = np.ascontiguousarray(frame if frame.dtype == np.uint8 else to_uint8(frame))
         if self.folder:
             from PIL import Image
 
-            u8 = frame if frame.dtype == np.uint8 else to_uint8(frame)
             Image.fromarray(u8, mode="L").save(self.tmp / f"{self.count:06d}.png")
         else:
-            av = _av()
-            u8 = frame if frame.dtype == np.uint8 else to_uint8(frame)
-            if self.kind == "alpha":
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(u8), format="gray")
-            elif self.kind == "cutout":
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(u8), format="rgba")
-            else:
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(u8), format="rgb24")
+            vf = _av().VideoFrame.from_ndarray(u8, format=_FRAME_FORMAT[self.kind])
             vf.pts = self.count
             vf.time_base = 1 / Fraction(self._stream.average_rate or self.fps)
             for packet in self._stream.encode(vf):
@@ -281,7 +277,3 @@ class FrameSink:
     def __exit__(self, exc_type: Any, *_: Any) -> None:
         if exc_type is not None or self.tmp.exists():
             self.discard()
-
-
-def open_sink(path: Path, kind: Kind, fps: Fraction, size: tuple[int, int], audio_from: Path | None = None) -> FrameSink:
-    return FrameSink(path, kind, fps, size, audio_from)

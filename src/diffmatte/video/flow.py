@@ -81,7 +81,7 @@ def estimate_motion(previous: np.ndarray, current: np.ndarray, side: int = FLOW_
     back = dis.calc(cur_g, prev_g, None)
     fwd = dis.calc(prev_g, cur_g, None)
     # where a current pixel lands in the previous frame, the forward flow should bring it back
-    fwd_at = np.stack([warp(fwd[..., 0], back), warp(fwd[..., 1], back)], axis=-1)
+    fwd_at = warp(fwd, back)
     error = np.linalg.norm(back + fwd_at, axis=-1).astype(np.float32)
     seen = warp(prev_g.astype(np.float32), back, border_value=np.nan)
     diff = np.abs(seen - cur_g.astype(np.float32))

@@ -108,8 +108,7 @@ def steady_matte(alpha: np.ndarray, trimap: np.ndarray, image: np.ndarray, prev_
     floor (its median, since most of a frame is where the motion is right), over
     ``tolerance``; a pixel whose motion is unsure (forward-backward error, px) counts as
     changed; and one that moved (|flow|, px) too, because resampling a matte along the motion
-    blurs it a little each frame and the filter would pile that up (on moving synthetic
-    clips it raised SAD by 10-20%). Weight: strength * exp(-(change / tolerance)^2 - error^2
+    blurs it a little each frame and the filter would pile that up. Weight: strength * exp(-(change / tolerance)^2 - error^2
     - |flow|^2). Known pixels stay known.
     """
     import cv2
