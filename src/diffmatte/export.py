@@ -7,7 +7,7 @@ dynamic batch, height and width (height and width multiples of 32, as the paddin
 gives):
 
 * ``encoder.onnx``: ``encoder_input`` (B, C, Hp, Wp) -> ``features`` (B, F, Hp/s, Wp/s)
-* ``decoder_step.onnx``: ``condition`` (B, 6, Hp, Wp), ``x_in`` (B, 1, Hp, Wp) (the std-normalised
+* ``decoder_step.onnx``: ``condition`` (B, 6 or 11, Hp, Wp), ``x_in`` (B, 1, Hp, Wp) (the std-normalised
   x_t, zero-padded), ``t`` (B,), ``features`` -> ``x0`` (B, 1, Hp, Wp) = 2 sigmoid(logits) - 1
 
 The exporter traces the plain formulation of the network, which gives the same numbers
@@ -127,7 +127,7 @@ def _example(net: DiffMatteNet, batch: int, h: int, w: int) -> tuple[Tensor, ...
     g = torch.Generator().manual_seed(0)
     image = torch.rand(batch, 3, h, w, generator=g)
     trimap = torch.randint(0, 3, (batch, 1, h, w), generator=g).float() / 2
-    enc, cond = network_inputs(image, trimap, net.backbone.trimap_encoding)
+    enc, cond = network_inputs(image, trimap, net.backbone.trimap_encoding, evidence=net.config.evidence)
     with torch.no_grad():
         features = net.backbone(enc)
     x_in = torch.randn(batch, 1, h, w, generator=g)

@@ -131,7 +131,7 @@ class OnnxNet:
         return torch.device("cpu")
 
     def encode(self, image: Tensor, trimap: Tensor) -> EncodedImage:
-        enc, cond = network_inputs(image, trimap, self.trimap_encoding)
+        enc, cond = network_inputs(image, trimap, self.trimap_encoding, evidence=self.config.evidence)
         (features,) = self._encoder.run(None, {"encoder_input": _numpy(enc)})
         return EncodedImage(torch.from_numpy(features), cond, (image.shape[-2], image.shape[-1]))
 

@@ -55,6 +55,7 @@ from .diffusion.sampler import GaussianDiffusion
 from .errors import CheckpointError, InputError
 from .io import trimap_from_array
 from .models.configuration import DiffMatteConfig, get_preset
+from .models.evidence import widen_decoder_input
 from .models.modeling_diffmatte import DiffMatteNet
 from .models.objective import DiffusionObjective
 from .runlog import truncate_metrics
@@ -623,6 +624,9 @@ def _init_weights(net: DiffMatteNet, cfg: TrainConfig) -> None:
     """Start from a whole trained model (fine-tuning) and/or pretrained encoder weights."""
     if cfg.init_checkpoint:
         sd, _ = read_state_dict(cfg.init_checkpoint)
+        if net.config.evidence:
+            # a model without evidence starts an evidence model with the new inputs at zero
+            sd = widen_decoder_input(sd, net.state_dict())
         load_into(net, sd, cfg.model)
         log.info("initialised the whole model from %s", cfg.init_checkpoint)
     if cfg.init_encoder == "imagenet":

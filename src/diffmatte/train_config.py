@@ -257,6 +257,18 @@ def _build_train_presets() -> dict[str, TrainConfig]:
         optim=OptimConfig(lr=3e-5, warmup_steps=50, milestones=(900,), factors=(1.0, 0.2), grad_clip=1.0,
                           ema_decay=0.998),
     )
+    # Issue 22 item 2, a paired ablation: phase 6's recipe from the shipped weights, with and
+    # without the colour evidence inputs (models.evidence; the widened first layer starts at
+    # zero, so both runs start from the same function). Same data, seed and steps; the two
+    # ran side by side, one thread each.
+    default_evidence = dataclasses.replace(
+        default_glass, name="default_evidence", model="lite0_evidence", seed=8989,
+        init_checkpoint="src/diffmatte/weights/default.safetensors",
+        max_steps=600, val_every=200, checkpoint_every=50, image_every=0,
+        optim=OptimConfig(lr=5e-5, warmup_steps=50, milestones=(450,), factors=(1.0, 0.2), grad_clip=1.0,
+                          ema_decay=0.998),
+    )
+    default_evidence_control = dataclasses.replace(default_evidence, name="default_evidence_control", model="lite0")
     # The default recipe at GPU scale (scripts/train_gpu.sh): every input from one folder that
     # `make gpu-data` fills (gpu-data/, at most 64 MiB), batch 16 of 512 px crops from sources up
     # to 1024 px (a wide unknown band keeps its context), the data engine, bf16, 12 loader
@@ -313,6 +325,8 @@ def _build_train_presets() -> dict[str, TrainConfig]:
         "default_balance": default_balance,
         "default_glass": default_glass,
         "default_context": default_context,
+        "default_evidence": default_evidence,
+        "default_evidence_control": default_evidence_control,
         "default_gpu": default_gpu,
         # The paper's central claim in miniature (docs/results.md): equal budgets from the same
         # ImageNet start, with and without the self-aligned UTI stage for the second half.

@@ -27,6 +27,9 @@ class DiffMatteConfig:
     # Closed-form's colour model fused with the matte at the working size (diffmatte.fusion);
     # None = off (every official preset: their outputs stay the official code's).
     fusion: FusionConfig | None = None
+    # The decoder also sees colour evidence from the trimap's known pixels
+    # (diffmatte.models.evidence); its first layer then takes 7 + 5 channels.
+    evidence: bool = False
 
     def __post_init__(self) -> None:
         if self.encoder not in list_encoders():
@@ -48,6 +51,7 @@ class DiffMatteConfig:
             "diffusion": asdict(self.diffusion),
             "working_megapixels": self.working_megapixels,
             "fusion": asdict(self.fusion) if self.fusion is not None else None,
+            "evidence": self.evidence,
         }
 
     @classmethod
@@ -61,6 +65,7 @@ class DiffMatteConfig:
                 name=d.get("name", "custom"),
                 working_megapixels=float(d.get("working_megapixels", 0.0)),
                 fusion=FusionConfig(**d["fusion"]) if d.get("fusion") else None,
+                evidence=bool(d.get("evidence", False)),
             )
         except (KeyError, TypeError) as e:
             raise ValueError(f"not a valid DiffMatte config ({e}): {d}") from e
@@ -105,6 +110,15 @@ def _build_presets() -> dict[str, DiffMatteConfig]:
             decoder=DUNetConfig(downsample_in=(7, 16, 32, 64, 64), upsample_in=(320, 128, 128, 64, 32, 16)),
             name="lite0",
         ),
+        # lite0 whose decoder also sees the colour evidence (issue 22 item 2): the decoder's
+        # first layer takes 12 channels; lite0 weights widen into it (models.evidence).
+        "lite0_evidence": DiffMatteConfig(
+            encoder="efficientnet_lite0",
+            encoder_config=encoder_config("efficientnet_lite0"),
+            decoder=DUNetConfig(downsample_in=(12, 16, 32, 64, 64), upsample_in=(320, 128, 128, 64, 32, 16)),
+            name="lite0_evidence",
+            evidence=True,
+        ),
         # tiny models for tests and smoke runs (seconds on a CPU, not for real mattes)
         "tiny_vit": DiffMatteConfig(
             encoder="vit",
@@ -113,6 +127,15 @@ def _build_presets() -> dict[str, DiffMatteConfig]:
             ),
             decoder=DUNetConfig(downsample_in=(7, 8, 8, 16), upsample_in=(32, 16, 16, 8, 8), head_channels=8),
             name="tiny_vit",
+        ),
+        "tiny_vit_evidence": DiffMatteConfig(
+            encoder="vit",
+            encoder_config=encoder_config(
+                "vit", embed_dim=32, num_heads=2, depth=2, global_blocks=(1,), window_size=4, img_size=64
+            ),
+            decoder=DUNetConfig(downsample_in=(12, 8, 8, 16), upsample_in=(32, 16, 16, 8, 8), head_channels=8),
+            name="tiny_vit_evidence",
+            evidence=True,
         ),
         "tiny_res34": DiffMatteConfig(
             encoder="resnet34",

@@ -17,6 +17,7 @@ from ..encoders import create_encoder
 from ..transforms import normalize_image, pad_to, padded_size, trimap_onehot
 from .configuration import DiffMatteConfig
 from .dunet import DUNet
+from .evidence import EVIDENCE_CHANNELS, colour_evidence
 
 __all__ = ["Decoder", "DiffMatteNet", "EncodedImage", "network_inputs"]
 
@@ -29,7 +30,9 @@ class EncodedImage:
     """What every sampling step reuses: encoder features and the padded decoder condition."""
 
     features: Tensor  # (B, C, Hp / stride, Wp / stride)
-    condition: Tensor  # (B, 6, Hp, Wp): 2 * [normalised RGB, one-hot trimap] - 1, zero padding
+    # (B, 6, Hp, Wp): 2 * [normalised RGB, one-hot trimap] - 1, zero padding; evidence presets
+    # add diffmatte.models.evidence's channels, also through 2c - 1 (B, 11, Hp, Wp)
+    condition: Tensor
     size: tuple[int, int]  # (H, W) before padding
 
 
@@ -48,12 +51,16 @@ class DiffMatteNet(nn.Module):
             raise ValueError(
                 f"encoder stride {self.backbone.stride} does not match the decoder's {config.decoder.feature_stride}"
             )
-        if config.decoder.in_channels != 7:
-            raise ValueError(f"the decoder input is 6 condition channels + x_t, got {config.decoder.in_channels}")
+        condition = 6 + (EVIDENCE_CHANNELS if config.evidence else 0)
+        if config.decoder.in_channels != condition + 1:
+            raise ValueError(
+                f"the decoder input is {condition} condition channels + x_t = {condition + 1}, "
+                f"got {config.decoder.in_channels}"
+            )
 
     def encoder_input(self, image: Tensor, trimap: Tensor) -> tuple[Tensor, Tensor]:
         """Padded (encoder input, decoder condition) for image (B,3,H,W), trimap (B,1,H,W)."""
-        return network_inputs(image, trimap, self.backbone.trimap_encoding)
+        return network_inputs(image, trimap, self.backbone.trimap_encoding, evidence=self.config.evidence)
 
     def encode(self, image: Tensor, trimap: Tensor) -> EncodedImage:
         enc, cond = self.encoder_input(image, trimap)
@@ -75,10 +82,13 @@ class DiffMatteNet(nn.Module):
         return logits[:, :, :h, :w]
 
 
-def network_inputs(image: Tensor, trimap: Tensor, trimap_encoding: str) -> tuple[Tensor, Tensor]:
+def network_inputs(
+    image: Tensor, trimap: Tensor, trimap_encoding: str, evidence: bool = False
+) -> tuple[Tensor, Tensor]:
     """Padded (encoder input, decoder condition) for image (B,3,H,W), trimap (B,1,H,W).
 
-    ``trimap_encoding`` is the encoder's: "raw" (the trimap as one channel) or "onehot".
+    ``trimap_encoding`` is the encoder's: "raw" (the trimap as one channel) or "onehot";
+    ``evidence`` appends the colour evidence channels to the condition (evidence presets).
     Shared with the ONNX backend, whose graphs take these padded tensors.
     """
     rgb = normalize_image(image)
@@ -88,6 +98,7 @@ def network_inputs(image: Tensor, trimap: Tensor, trimap_encoding: str) -> tuple
     else:
         enc = torch.cat([rgb, onehot], dim=1)
     # The official code maps the whole condition, normalised RGB included, through 2c - 1.
-    cond = torch.cat([rgb, onehot], dim=1).mul_(2).sub_(1)
+    parts = [rgb, onehot] + ([colour_evidence(image, trimap).to(rgb.dtype)] if evidence else [])
+    cond = torch.cat(parts, dim=1).mul_(2).sub_(1)
     hp, wp = padded_size(image.shape[-2], image.shape[-1])
     return pad_to(enc, hp, wp), pad_to(cond, hp, wp)
