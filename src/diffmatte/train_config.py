@@ -264,8 +264,8 @@ def _build_train_presets() -> dict[str, TrainConfig]:
     default_evidence = dataclasses.replace(
         default_glass, name="default_evidence", model="lite0_evidence", seed=8989,
         init_checkpoint="src/diffmatte/weights/default.safetensors",
-        max_steps=600, val_every=200, checkpoint_every=50, image_every=0,
-        optim=OptimConfig(lr=5e-5, warmup_steps=50, milestones=(450,), factors=(1.0, 0.2), grad_clip=1.0,
+        max_steps=800, val_every=200, checkpoint_every=50, image_every=0,
+        optim=OptimConfig(lr=5e-5, warmup_steps=50, milestones=(600,), factors=(1.0, 0.2), grad_clip=1.0,
                           ema_decay=0.998),
     )
     default_evidence_control = dataclasses.replace(default_evidence, name="default_evidence_control", model="lite0")
