@@ -42,11 +42,11 @@ class Exported:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Exported]:
-    """tiny_vit exported through the API, tiny_res34 through `diffmatte export` (one each)."""
+    """tiny_vit and tiny_vit_evidence exported through the API, tiny_res34 through `diffmatte export`."""
     from diffmatte.export import export_onnx
 
     out = {}
-    for preset in ("tiny_vit", "tiny_res34"):
+    for preset in ("tiny_vit", "tiny_res34", "tiny_vit_evidence"):
         torch.manual_seed(1)
         model = DiffMatte.from_config(preset)
         _randomise_batch_norms(model)
@@ -54,7 +54,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Exported]:
         ckpt = root / "model.safetensors"
         model.save(ckpt)
         folder = root / "onnx"
-        if preset == "tiny_vit":
+        if preset != "tiny_res34":
             export_onnx(model.net, folder, source=str(ckpt))
         else:
             result = CliRunner().invoke(cli, ["export", "--model", str(ckpt), "-o", str(folder)])
@@ -119,7 +119,7 @@ def test_export_writes_two_dynamic_graphs_and_the_full_config(exported: dict[str
                     assert dims[2].dim_param and dims[3].dim_param
 
 
-@pytest.mark.parametrize("preset", ["tiny_vit", "tiny_res34"])
+@pytest.mark.parametrize("preset", ["tiny_vit", "tiny_res34", "tiny_vit_evidence"])
 @pytest.mark.parametrize("steps", [1, 10])
 def test_onnxruntime_matches_torch_at_sizes_not_exported(exported: dict[str, Exported], preset: str, steps: int) -> None:
     e = exported[preset]

@@ -48,10 +48,9 @@ def push_pull(values: Tensor, weight: Tensor) -> Tensor:
     """
     pyramid: list[tuple[Tensor, Tensor]] = []
     total, mass = values * weight, weight
-    while min(total.shape[-2:]) > 1:
+    while max(total.shape[-2:]) > 1:
         pyramid.append((total, mass))
-        total = F.avg_pool2d(total, 2, ceil_mode=True)
-        mass = F.avg_pool2d(mass, 2, ceil_mode=True)
+        total, mass = _halve(total), _halve(mass)
     filled = total / mass.clamp_min(_EPS)
     for total, mass in reversed(pyramid):
         coarse = F.interpolate(filled, size=total.shape[-2:], mode="bilinear", align_corners=False)
@@ -65,10 +64,14 @@ def blur_mask(mask: Tensor, levels: int = _NEAR_LEVELS) -> Tensor:
     h, w = mask.shape[-2:]
     small = mask
     for _ in range(levels):
-        if min(small.shape[-2:]) <= 1:
-            break
-        small = F.avg_pool2d(small, 2, ceil_mode=True)
+        small = _halve(small)
     return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
+
+
+def _halve(x: Tensor) -> Tensor:
+    # a side of 1 stays 1; an odd side's last cell averages the pixels it has
+    kernel = (min(2, x.shape[-2]), min(2, x.shape[-1]))
+    return F.avg_pool2d(x, kernel, ceil_mode=True)
 
 
 def colour_evidence(image: Tensor, trimap: Tensor) -> Tensor:
