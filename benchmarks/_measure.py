@@ -83,7 +83,7 @@ def measure(preset: str, h: int, w: int, steps_list: list[int], threads: int, mo
     import torch
 
     from diffmatte import DiffMatte
-    from diffmatte.export import switch_to_plain
+    from diffmatte.onnx.export import switch_to_plain
     from diffmatte.pipeline import FAST, PLAIN
     from diffmatte.runtime import keep_freed_memory
 

@@ -8,7 +8,7 @@
 Models: ``lite0`` is the packaged default model (``load_model()``); ``vits`` is the official
 ViT-S architecture with random weights (seed 0: no official checkpoint is available here;
 speed does not depend on the weight values, and parity is checked on the same weights in
-both backends). Each is exported once with `diffmatte.export.export_onnx` into --work
+both backends). Each is exported once with `diffmatte.onnx.export.export_onnx` into --work
 (reused on later runs; the ONNX files are not kept in the repository).
 
 Parity: ``predict`` through both backends on examples/lemur.jpg and two images of
@@ -52,7 +52,8 @@ def prepare(preset: str, work: Path, reexport: bool) -> tuple[Path, Path, str]:
     import torch
 
     from diffmatte import DiffMatte, load_model
-    from diffmatte.export import CONFIG_FILE, export_onnx
+    from diffmatte.onnx.export import export_onnx
+    from diffmatte.onnx.format import CONFIG_FILE
     from diffmatte.registry import resolve_model_path
 
     folder = work / f"{preset}-onnx"
@@ -81,8 +82,8 @@ def exports(work: Path, presets: list[str] | None) -> dict[str, str]:
     import torch
 
     from diffmatte import DiffMatte
-    from diffmatte.export import ExportError, export_onnx
     from diffmatte.models.configuration import list_presets
+    from diffmatte.onnx.export import ExportError, export_onnx
 
     out = {}
     for preset in presets or list_presets():

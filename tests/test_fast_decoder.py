@@ -178,7 +178,7 @@ def test_pipeline_prepares_the_decoder_before_encoding() -> None:
     model = DiffMatte.from_config("tiny_vit")
     seen: list[int] = []
     encode = model.net.backbone.forward
-    model.net.backbone.forward = lambda *a, **k: (seen.append(len(model._decoder._cache)), encode(*a, **k))[1]  # type: ignore[method-assign]
+    model.net.backbone.forward = lambda *a, **k: (seen.append(len(model.network._decoder._cache)), encode(*a, **k))[1]  # type: ignore[method-assign]
     model.sample(torch.rand(1, 3, 32, 32), torch.full((1, 1, 32, 32), 0.5), 1)
     assert seen and seen[0] > 0
 
@@ -207,7 +207,7 @@ def test_pipeline_results_do_not_depend_on_the_options() -> None:
     image, trimap, noise = torch.rand(1, 3, 96, 64), torch.full((1, 1, 96, 64), 0.5), torch.randn(1, 1, 96, 64)
     torch.testing.assert_close(fast.sample(image, trimap, 3, noise=noise).alpha,
                                plain.sample(image, trimap, 3, noise=noise).alpha, atol=1e-5, rtol=1e-5)
-    assert fast.options == FAST and dataclasses.replace(FAST, band_pixels=None) != FAST
+    assert fast.network.options == FAST and plain.network.options == PLAIN and dataclasses.replace(FAST, band_pixels=None) != FAST
 
 
 def test_inference_options_are_frozen_and_checked() -> None:

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "diffmatte"
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "diffusion": ("video", "models", "encoders", "pipeline", "registry", "loading", "train", "cli", "evaluation"),
     "encoders": ("video", "models", "pipeline", "registry", "loading", "train", "cli", "evaluation"),
-    "models": ("video", "pipeline", "registry", "loading", "train", "cli", "evaluation"),
+    "models": ("video", "onnx", "pipeline", "registry", "loading", "train", "cli", "evaluation"),
     "registry": ("video", "pipeline", "models", "encoders", "loading", "train", "cli"),
     "hashing": ("video", "io", "models", "encoders", "diffusion", "pipeline", "registry", "cli"),
     "fusion": ("video", "models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation"),
@@ -31,6 +31,11 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "data": ("video", "train", "cli", "evaluation", "pipeline"),
     "evaluation": ("cli", "train"),
     "video": ("cli", "train", "evaluation", "server"),
+    # ONNX is a network the pipeline holds, below it: the exporter and the runtime network
+    # know the models, never the pipeline that runs them.
+    "onnx": ("video", "pipeline", "registry", "loading", "train", "cli", "evaluation", "server", "refine"),
+    # the version is a leaf any layer may name
+    "_version": ("",),
 }
 
 
@@ -61,7 +66,7 @@ def _imports(path: Path) -> set[str]:
 
 
 def _matches(name: str, prefix: str) -> bool:
-    return name == prefix or name.startswith(prefix + ".")
+    return prefix == "" or name == prefix or name.startswith(prefix + ".")
 
 
 MODULES = sorted(PACKAGE.rglob("*.py"))
@@ -84,3 +89,40 @@ def test_no_module_but_the_package_entry_point_runs_the_cli() -> None:
             tree = ast.parse(path.read_text())
             mains = [n for n in ast.walk(tree) if isinstance(n, ast.Compare) and "__main__" in ast.unparse(n)]
             assert not mains, f"{path.relative_to(PACKAGE)} has a __main__ block; use `python -m diffmatte ...`"
+
+
+def _module_of(name: str, known: set[str]) -> str | None:
+    """The module a dotted import names (``models.configuration.get_preset`` -> ``models.configuration``)."""
+    parts = name.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in known:
+            return ".".join(parts[:n])
+    return None
+
+
+def test_no_import_circle() -> None:
+    """No two modules import each other, directly or around a loop (late imports count).
+
+    A package's face (its __init__.py) is left out: it hands names on lazily, so importing
+    a name through it does not make its modules import each other."""
+    faces = {_module_name(p) for p in MODULES if p.name == "__init__.py"}
+    known = {_module_name(p) for p in MODULES}
+    graph = {
+        _module_name(p): {m for i in _imports(p) if (m := _module_of(i, known)) and m not in faces}
+        for p in MODULES
+        if p.name != "__init__.py"
+    }
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> None:
+        if node in path:
+            loop = path[path.index(node):] + [node]
+            raise AssertionError("import circle: " + " -> ".join(f"diffmatte.{m}" for m in loop))
+        if node in done:
+            return
+        for nxt in sorted(graph.get(node, ())):
+            visit(nxt, path + [node])
+        done.add(node)
+
+    for module in sorted(graph):
+        visit(module, [])

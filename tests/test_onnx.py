@@ -43,7 +43,7 @@ class Exported:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Exported]:
     """tiny_vit and tiny_vit_evidence exported through the API, tiny_res34 through `diffmatte export`."""
-    from diffmatte.export import export_onnx
+    from diffmatte.onnx.export import export_onnx
 
     out = {}
     for preset in ("tiny_vit", "tiny_res34", "tiny_vit_evidence"):
@@ -93,7 +93,7 @@ def _pair(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def test_export_writes_two_dynamic_graphs_and_the_full_config(exported: dict[str, Exported]) -> None:
     import onnx
 
-    from diffmatte.export import config_dict
+    from diffmatte.onnx.export import config_dict
 
     for preset, e in exported.items():
         files = sorted(p.name for p in e.folder.iterdir())
@@ -120,19 +120,40 @@ def test_export_writes_two_dynamic_graphs_and_the_full_config(exported: dict[str
 
 
 @pytest.mark.parametrize("preset", ["tiny_vit", "tiny_res34", "tiny_vit_evidence"])
-@pytest.mark.parametrize("steps", [1, 10])
-def test_onnxruntime_matches_torch_at_sizes_not_exported(exported: dict[str, Exported], preset: str, steps: int) -> None:
+@pytest.mark.parametrize("steps", [1, 3, 10])
+def test_onnxruntime_matches_torch_at_every_step(exported: dict[str, Exported], preset: str, steps: int) -> None:
     e = exported[preset]
     onnx_model = DiffMatte.from_checkpoint(e.folder)
-    assert type(onnx_model).__name__ == "OnnxDiffMatte" and onnx_model.config == e.torch_model.config
+    assert type(onnx_model.network).__name__ == "OnnxNetwork" and onnx_model.config == e.torch_model.config
     # traced at 96x160 (batch 2) and checked at 128x64: these sizes are new, padded or not
     for h, w in ((72, 100), (64, 224), (33, 47)):
         image, trimap = _pair(h, w)
-        want = e.torch_model.predict(image, trimap, steps, seed=3)
-        got = onnx_model.predict(image, trimap, steps, seed=3)
-        assert got.shape == (h, w)
-        assert np.abs(got - want).max() <= 1e-4, (h, w)
-        assert np.abs(got - want).max() < np.abs(want - e.torch_model.predict(image, trimap, steps, seed=4)).max()
+        tensors = (torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255,
+                   torch.from_numpy(trimap)[None, None].float().div(255).mul(2).round().div(2))
+        noise = torch.randn(1, 1, h, w, generator=torch.Generator().manual_seed(3))
+        want = e.torch_model.sample(*tensors, steps, noise=noise, trajectory=True)
+        got = onnx_model.sample(*tensors, steps, noise=noise, trajectory=True)
+        assert len(got.pred_x0_steps) == steps
+        for k, (x0_got, x0_want) in enumerate(zip(got.pred_x0_steps, want.pred_x0_steps, strict=True)):
+            assert (x0_got - x0_want).abs().max() <= 1e-4, (h, w, k)
+        # a graph that reads its time input wrongly would be seen: t x 0.9 moves x0 by more
+        network = e.torch_model.network
+        with network.session():
+            encoded = network.encode(*tensors)
+            t = torch.full((1,), 0.5)
+            moved = (network.denoise(encoded, noise, t) - network.denoise(encoded, noise, 0.9 * t)).abs().max()
+        assert moved > 1e-4
+        assert np.abs(onnx_model.predict(image, trimap, steps, seed=3) - e.torch_model.predict(image, trimap, steps, seed=3)).max() <= 1e-4
+
+
+def test_an_onnx_model_refuses_what_only_torch_weights_can_do(exported: dict[str, Exported], tmp_path: Path) -> None:
+    onnx_model = DiffMatte.from_checkpoint(exported["tiny_vit"].folder)
+    assert onnx_model.with_precision("auto") is onnx_model and onnx_model.precision == "fp32"
+    with pytest.raises(InputError, match="fp32 only"):
+        onnx_model.with_precision("bf16")
+    with pytest.raises(CheckpointError, match="holds no torch weights"):
+        onnx_model.save(tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_onnx_batch_and_trajectory_follow_the_torch_path(exported: dict[str, Exported]) -> None:
@@ -156,7 +177,7 @@ def test_onnx_batch_and_trajectory_follow_the_torch_path(exported: dict[str, Exp
 
 def test_load_model_and_predict_cli_run_the_folder(exported: dict[str, Exported], tmp_path: Path) -> None:
     e = exported["tiny_res34"]
-    assert type(load_model(str(e.folder))).__name__ == "OnnxDiffMatte"
+    assert type(load_model(str(e.folder)).network).__name__ == "OnnxNetwork"
     assert len(sha256_file(e.folder)) == 64  # evaluate keys its cache by this
     image, trimap = _pair(45, 61)
     Image.fromarray(image).save(tmp_path / "im.png")
@@ -224,7 +245,7 @@ def test_export_refuses_to_replace_an_export_and_bad_opsets(
 
 def test_a_preset_that_cannot_export_says_why_in_one_line(tmp_path: Path) -> None:
     from diffmatte.encoders import encoder_config
-    from diffmatte.export import ExportError, export_onnx
+    from diffmatte.onnx.export import ExportError, export_onnx
 
     # The swin_t preset's design, shrunk: torch.export cannot reshape the output of its
     # shifted-window attention for symbolic sizes (the full preset fails the same way).

@@ -7,10 +7,9 @@ Example:
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -19,13 +18,14 @@ from torch import Tensor
 
 from . import checkpoint as ckpt
 from .diffusion.sampler import GaussianDiffusion, SamplerName, StepCallback
-from .errors import InputError
+from .errors import CheckpointError, InputError
 from .fusion import FusionConfig, confidence_weights, fuse
 from .io import DEFAULT_MAX_PIXELS, load_pair, read_alpha, warn_user
 from .models.configuration import DiffMatteConfig, get_preset
-from .models.fast_decoder import FAST, PLAIN, FastDecoder, InferenceOptions
+from .models.fast_decoder import FAST, PLAIN, InferenceOptions
 from .models.modeling_diffmatte import DiffMatteNet, EncodedImage
-from .runtime import Precision, PrecisionChoice, autocast, cpu_has_fast_bf16, resolve_precision
+from .models.network import Network, TorchNetwork
+from .runtime import Precision, PrecisionChoice, cpu_has_fast_bf16
 from .transforms import check_trimap_values
 from .upsample import GuidedUpsampler, downscale_image, downscale_trimap, working_shape
 
@@ -62,45 +62,38 @@ def _init_matte(init: Any, shape: tuple[int, ...]) -> np.ndarray:
     return read_alpha(arr, max_pixels=None, name="init")
 
 
-@contextlib.contextmanager
-def _eval_mode(net: torch.nn.Module) -> Iterator[None]:
-    """Run ``net`` in eval mode, then give every submodule back the mode it had."""
-    modes = [(m, m.training) for m in net.modules()]
-    net.eval()
-    try:
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
 class DiffMatte:
     """A DiffMatte model ready to matte images."""
 
     def __init__(
         self,
-        net: DiffMatteNet,
+        net: DiffMatteNet | Network,
         diffusion: GaussianDiffusion | None = None,
         precision: PrecisionChoice = "fp32",
         options: InferenceOptions = FAST,
     ) -> None:
-        """``precision="bf16"`` runs the networks under bfloat16 autocast (CPUs with bf16
+        """``net``: torch weights (a :class:`DiffMatteNet`) or any
+        :class:`~diffmatte.models.network.Network` (an ONNX export's, for one).
+
+        ``precision="bf16"`` runs the networks under bfloat16 autocast (CPUs with bf16
         matrix units do it several times faster); the sampler's arithmetic stays float32.
         ``"auto"`` picks bf16 where this device multiplies it natively, else fp32
         (:func:`diffmatte.runtime.resolve_precision`); ``self.precision`` is the one chosen.
-        ``options`` are the decoder's speed paths (:class:`InferenceOptions`; ``PLAIN`` turns
-        them all off); they change time and memory, not results.
+        ``options`` are the torch decoder's speed paths (:class:`InferenceOptions`; ``PLAIN``
+        turns them all off); they change time and memory, not results.
 
-        ``net`` is used as it is given: sampling runs it in eval mode and puts back the mode
-        it had, and its weights are never converted (the fast path keeps its own copies).
-        For CPU speed, call :func:`diffmatte.runtime.keep_freed_memory` once per process (the
-        command line does).
+        A ``DiffMatteNet`` is used as it is given: sampling runs it in eval mode and puts back
+        the mode it had, and its weights are never converted (the fast path keeps its own
+        copies). For CPU speed, call :func:`diffmatte.runtime.keep_freed_memory` once per
+        process (the command line does).
         """
+        if isinstance(net, DiffMatteNet):
+            self.network: Network = TorchNetwork(net, precision, options)
+        else:
+            self.network = net.with_precision(precision) if precision != "fp32" else net
         self.net = net
-        self.precision: Precision = resolve_precision(precision, self.device.type)
-        self.options = options
-        self.diffusion = diffusion or GaussianDiffusion(net.config.diffusion)
-        self._decoder = FastDecoder(net.decoder, options)
+        self.precision: Precision = self.network.precision
+        self.diffusion = diffusion or GaussianDiffusion(self.config.diffusion)
         if self.precision == "bf16" and self.device.type == "cpu" and not cpu_has_fast_bf16():
             warn_user(
                 "precision bf16: this CPU has no bfloat16 instructions (AVX512-BF16 or AMX), so bf16 is "
@@ -109,7 +102,7 @@ class DiffMatte:
 
     @property
     def config(self) -> DiffMatteConfig:
-        return self.net.config
+        return self.network.config
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -138,9 +131,9 @@ class DiffMatte:
         an ONNX export, onnxruntime's CUDA provider when it has one, else the CPU.
         """
         if os.path.isdir(path):
-            from .onnx_backend import OnnxDiffMatte
+            from .onnx.network import OnnxNetwork  # imports onnxruntime: only for an export
 
-            return OnnxDiffMatte.from_folder(path, preset=preset, device=device, precision=precision)
+            return cls(OnnxNetwork(path, device=device, preset=preset, precision=precision))
         device = "cpu" if device is None else device
         sd, stored = ckpt.read_state_dict(path)
         config = ckpt.config_for(sd, preset, stored)
@@ -150,16 +143,17 @@ class DiffMatte:
 
     def with_precision(self, precision: PrecisionChoice) -> "DiffMatte":
         """This pipeline's network (shared, not copied) run in ``precision``."""
-        if resolve_precision(precision, self.device.type) == self.precision:
-            return self
-        return DiffMatte(self.net, self.diffusion, precision, self.options)
+        network = self.network.with_precision(precision)
+        return self if network is self.network else DiffMatte(network, self.diffusion)
 
     def save(self, path: str | os.PathLike[str]) -> None:
+        if not isinstance(self.net, DiffMatteNet):
+            raise CheckpointError("an ONNX export holds no torch weights to save; export again from the checkpoint")
         ckpt.save_safetensors(self.net, self.config, path)
 
     @property
     def device(self) -> torch.device:
-        return next(self.net.parameters()).device
+        return self.network.device
 
     # -- tensor-level API ---------------------------------------------------------------------
     @torch.inference_mode()
@@ -212,9 +206,8 @@ class DiffMatte:
             x_start = self.diffusion.q_sample(x0, torch.full((x0.shape[0],), start, device=dev), x_start)
         elif start != 1.0:
             raise InputError(f"start < 1 needs init (the matte to start from), got start={start!r}")
-        with self._inference():
-            with self._autocast():
-                encoded = self.net.encode(image, trimap)
+        with self.network.session():
+            encoded = self.network.encode(image, trimap)
             if repeats > 1:
                 # several samples of each image from one encoding: sample i of image b is row b * repeats + i
                 encoded = EncodedImage(encoded.features.repeat_interleave(repeats, 0),
@@ -222,8 +215,7 @@ class DiffMatte:
                 trimap = trimap.repeat_interleave(repeats, 0)
 
             def denoise(x_in: Tensor, t: Tensor) -> Tensor:
-                with self._autocast():
-                    return self._denoise(encoded, x_in, t).float()
+                return self.network.denoise(encoded, x_in, t)
 
             result = self.diffusion.sample(
                 denoise,
@@ -243,20 +235,6 @@ class DiffMatte:
             x_in_steps=result.x_in_steps,
             features=encoded.features.float(),
         )
-
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        return autocast(self.device.type, self.precision)
-
-    @contextlib.contextmanager
-    def _inference(self) -> Iterator[None]:
-        """The network in eval mode for one image (its modes put back after), with the fast
-        path's weights derived before the encoder's temporaries exist (FastDecoder)."""
-        with _eval_mode(self.net):
-            self._decoder.prepare()
-            yield
-
-    def _denoise(self, encoded: Any, x_in: Tensor, t: Tensor) -> Tensor:
-        return self.net.denoise(encoded, x_in, t, self._decoder)
 
     # -- array-level API ----------------------------------------------------------------------
     def predict(

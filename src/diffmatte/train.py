@@ -40,7 +40,7 @@ import torch.distributed as torch_dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from . import __version__
+from ._version import __version__
 from .checkpoint import load_into, read_state_dict, save_safetensors
 from .data import (
     EpochSampler,

@@ -42,7 +42,7 @@ class LazyGroup(click.Group):
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 

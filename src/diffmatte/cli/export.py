@@ -29,7 +29,7 @@ Needs diffmatte[export] (onnx, onnxscript); running the folder needs only onnxru
 @click.option("--opset", type=click.IntRange(17), default=18, show_default=True, help="ONNX opset (17 or newer).")
 @overwrite_option
 def command(model: str, output: Path, opset: int, overwrite: bool) -> None:
-    from ..export import export_onnx
+    from ..onnx.export import export_onnx
 
     if Path(model).is_dir():
         raise CheckpointError(f"--model {model} is a folder (an ONNX export?); export from a checkpoint or packaged model")

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from .. import __version__
+from .._version import __version__
 from ..baselines import CLASSICAL_METHODS, estimate_alpha, pymatting_version
 from ..errors import InputError
 from ..runtime import PRECISION_CHOICES, resolve_precision

@@ -1,7 +1,7 @@
 """ONNX export: the encoder and one decoder step as two graphs, plus the config to run them.
 
-The sampling loop stays in Python (diffmatte.onnx_backend runs it with the same sampler as
-the torch path), so one export serves any number of steps. Both graphs take the *padded*
+The sampling loop stays in Python (the pipeline runs an export through
+diffmatte.onnx.network with the same sampler as the torch path), so one export serves any number of steps. Both graphs take the *padded*
 network inputs that :func:`diffmatte.models.modeling_diffmatte.network_inputs` makes, with
 dynamic batch, height and width (height and width multiples of 32, as the padding rule
 gives):
@@ -34,16 +34,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .errors import DiffMatteError
-from .models.configuration import DiffMatteConfig
-from .models.modeling_diffmatte import DiffMatteNet, network_inputs
-from .transforms import padded_size
+from .._version import __version__
+from ..errors import DiffMatteError
+from ..models.configuration import DiffMatteConfig
+from ..models.modeling_diffmatte import DiffMatteNet, network_inputs
+from ..transforms import padded_size
+from .format import CONFIG_FILE, DECODER_FILE, ENCODER_FILE, FORMAT, FORMAT_VERSION, PAD_MULTIPLE
 
 __all__ = [
-    "CONFIG_FILE",
-    "DECODER_FILE",
-    "ENCODER_FILE",
-    "FORMAT_VERSION",
     "ExportError",
     "ExportResult",
     "config_dict",
@@ -51,14 +49,8 @@ __all__ = [
     "plain_execution",
 ]
 
-CONFIG_FILE = "diffmatte_onnx.json"
-ENCODER_FILE = "encoder.onnx"
-DECODER_FILE = "decoder_step.onnx"
-FORMAT = "diffmatte-onnx"
-FORMAT_VERSION = 1
 DEFAULT_OPSET = 18
 MIN_OPSET = 17
-PAD_MULTIPLE = 32
 # Traced at this size and batch: neither may be a value torch.export specialises (0, 1) or a
 # multiple that hides a padding branch (windows of 14 tokens, for instance); the check after
 # the export runs another size.
@@ -287,8 +279,6 @@ def export_onnx(
 
 
 def _metadata(net: DiffMatteNet, opset: int, source: str | None, error: float) -> dict[str, Any]:
-    from . import __version__
-
     config = net.config
     hp, wp = padded_size(_CHECK[1], _CHECK[2])
     return {
