@@ -145,3 +145,17 @@ def test_seeds_are_one_batch_on_one_encoding_and_give_a_spread() -> None:
                          (dict(seeds=2, flip_tta=True), "cannot be combined")):
         with pytest.raises(InputError, match=message):
             model.predict(image, trimap, steps=2, **bad)
+
+
+def test_loaded_arrays_are_used_as_they_are_and_never_changed(model: DiffMatte) -> None:
+    from diffmatte.io import load_pair
+
+    image, trimap = load_pair(_image(), _trimap())
+    again_image, again_trimap = load_pair(image, trimap)
+    assert again_image is image and again_trimap is trimap  # not converted a second time
+    before = image.copy(), trimap.copy()
+    for kwargs in ({}, {"flip_tta": True}, {"seeds": 2, "uncertainty": True}, {"working_megapixels": 0.002},
+                   {"fusion": True}):
+        model.predict(image, trimap, 2, seed=0, **kwargs)
+        np.testing.assert_array_equal(image, before[0])
+        np.testing.assert_array_equal(trimap, before[1])

@@ -230,9 +230,9 @@ def _post(server: BackgroundServer, path: str = "/api/matte", fields=None, files
     [
         ({}, {"trimap": "T"}, 400, r"missing the file field 'image'"),
         ({"image": "/etc/passwd"}, {"trimap": "T"}, 400, r"image must be an uploaded file.*never reads paths"),
-        ({}, {"image": b"not an image", "trimap": "T"}, 400, r"image: not an image file"),
+        ({}, {"image": b"not an image", "trimap": "T"}, 400, r"image: not a readable image"),
         ({}, {"image": b"", "trimap": "T"}, 400, r"image: the upload is empty"),
-        ({}, {"image": "I", "trimap": b"\x89PNG broken"}, 400, r"trimap: not an image file"),
+        ({}, {"image": "I", "trimap": b"\x89PNG broken"}, 400, r"trimap: not a readable image"),
         ({}, {"image": "small", "trimap": "smallT"}, 400, r"both sides must be at least 32 px"),
         ({}, {"image": "I", "trimap": "otherT"}, 400, r"trimap is 40x40 but the image is 64x48"),
         ({"steps": "0"}, {"image": "I", "trimap": "T"}, 400, r"steps must lie in 1\.\.100, got 0"),
@@ -571,3 +571,62 @@ def test_a_slow_stream_client_makes_the_server_hold_at_most_four_frames() -> Non
     got = asyncio.run(scenario())
     # the newest frames, in order, then the final matte and the end mark, never dropped
     assert [x["step"] for x in got[:-2]] == [47, 48, 49, 50] and got[-2] == {"done": True} and got[-1] is None
+
+
+# -- one session for the CLI and the server (issue 26 item 2) ------------------------------------
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height and which holds no pixel data at all."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    # the IDAT chunk is there (PIL opens the file up to it) but holds no valid stream
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"\x00" * 8) + chunk(b"IEND", b"")
+
+
+def test_the_pixel_limit_is_checked_from_the_header_before_any_decoding(server: BackgroundServer) -> None:
+    # Decoding first would fail on the missing pixel data (400 "not a readable image");
+    # the header check answers 413 without touching it.
+    huge = _png_declaring(12000, 12000)
+    r = request(server.url + "/api/matte", files={"image": huge, "trimap": png(_trimap())})
+    assert r.status == 413 and "image is 12000x12000 = 144000000 pixels, over this server's limit" in r.error()
+    r = request(server.url + "/api/matte", files={"image": png(_image()), "trimap": huge})
+    assert r.status == 413 and r.error().startswith("trimap is 12000x12000")
+    small_but_empty = _png_declaring(64, 48)
+    r = request(server.url + "/api/matte", files={"image": small_but_empty, "trimap": png(_trimap())})
+    assert r.status == 400 and "image: not a readable image" in r.error()
+
+
+def test_the_cli_and_the_server_load_through_one_session_and_decode_each_upload_once(
+    server: BackgroundServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import PIL.Image
+
+    from diffmatte.cli.predict import Runner
+    from diffmatte.server.engine import Engine
+    from diffmatte.session import MattingSession
+
+    assert "session" in Runner.__init__.__code__.co_names and "MattingSession" in Runner.__init__.__code__.co_names
+    assert "MattingSession" in Engine.__init__.__code__.co_names
+    opened: list[int] = []
+    real_open = PIL.Image.open
+
+    def counting_open(fp, *a, **k):  # type: ignore[no-untyped-def]
+        opened.append(1)
+        return real_open(fp, *a, **k)
+
+    monkeypatch.setattr(PIL.Image, "open", counting_open)
+    image, trimap = _image(seed=3), _trimap()
+    r = request(server.url + "/api/matte?steps=1", files={"image": png(image), "trimap": png(trimap)})
+    assert r.status == 200
+    assert len(opened) == 2  # the image once, the trimap once
+    opened.clear()
+    alpha = png(_u8(np.full((H, W), 0.5)))
+    r = request(server.url + "/api/cutout", files={"image": png(image), "alpha": alpha})
+    assert r.status == 200 and len(opened) == 2
+    session = MattingSession(lambda: pytest.fail("the model is loaded only when a matte is asked for"))
+    loaded_image, loaded_trimap = session.load(png(image), png(trimap))
+    assert loaded_image.shape == (H, W, 3) and set(np.unique(loaded_trimap)) == {0.0, 0.5, 1.0}

@@ -37,13 +37,14 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import InputError
+from .errors import InputError, TooLarge
 from .limits import DEFAULT_MAX_PIXELS
 
 # The writers live in .writers; importing them here keeps ``diffmatte.io`` the one place for both.
@@ -130,18 +131,28 @@ def warn_user(message: str) -> None:
 
 # -- opening --------------------------------------------------------------------------------------
 def _open(
-    path: str | os.PathLike[str], what: str, max_pixels: int | None, draft_size: tuple[int, int] | None = None
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview,
+    what: str,
+    max_pixels: int | None,
+    draft_size: tuple[int, int] | None = None,
 ) -> Image.Image:
-    """Open and decode a file; the pixel limit is checked from the header, before decoding.
+    """Open and decode a file, or the bytes of one (an upload); the pixel limit is checked from
+    the header, before decoding.
 
     ``draft_size`` (width, height) lets a large JPEG decode at a reduced scale that is still at
     least that size (4-8x faster; training backgrounds).
     """
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{what} {p}: is a folder, not an image file")
-    if not p.is_file():
-        raise InputError(f"{what} {p}: no such file")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if not len(source):
+            raise InputError(f"{what}: the upload is empty")
+        label, fp = what, BytesIO(source)
+    else:
+        p = Path(source)
+        if p.is_dir():
+            raise InputError(f"{what} {p}: is a folder, not an image file")
+        if not p.is_file():
+            raise InputError(f"{what} {p}: no such file")
+        label, fp = f"{what} {p}", p
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -149,17 +160,21 @@ def _open(
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             # The with-block closes the file (multi-frame formats keep it open otherwise);
             # the decoded pixels stay usable.
-            with Image.open(p) as img:
-                _check_pixels(img.height, img.width, max_pixels, f"{what} {p}")
+            with Image.open(fp) as img:
+                _check_pixels(img.height, img.width, max_pixels, label)
                 if draft_size is not None and img.format == "JPEG":
                     img.draft("RGB", draft_size)
                 img.load()
     except InputError:
         raise
     except Image.DecompressionBombError as e:
-        raise InputError(f"{what} {p}: too large to decode safely ({e})") from e
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
-        raise InputError(f"{what} {p}: not a readable image ({type(e).__name__}: {e})") from e
+        raise TooLarge(f"{label}: too large to decode safely ({e})", label) from e
+    except UnidentifiedImageError:
+        raise InputError(
+            f"{label}: not a readable image (not a format diffmatte reads: PNG, JPEG, WebP, TIFF, BMP)"
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise InputError(f"{label}: not a readable image ({type(e).__name__}: {e})") from e
     for w in caught:
         # PIL reports a corrupt EXIF block while decoding and then acts as if it had none;
         # kept so that _orientation can say so, naming the file.
@@ -211,8 +226,9 @@ def _hw(img: Image.Image | np.ndarray) -> tuple[int, int]:
 
 
 def _source(x: Any, what: str, max_pixels: int | None) -> Image.Image | np.ndarray:
-    """A path is opened, a PIL image passed through, anything else taken as an array."""
-    if isinstance(x, (str, os.PathLike)):
+    """A path or the bytes of a file are opened, a PIL image passed through, anything else
+    taken as an array."""
+    if isinstance(x, (str, os.PathLike, bytes, bytearray, memoryview)):
         return _open(x, what, max_pixels)
     if isinstance(x, Image.Image):
         _check_pixels(x.height, x.width, max_pixels, what)
@@ -235,9 +251,10 @@ def _pixels(n: int) -> str:
 
 def _check_pixels(h: int, w: int, max_pixels: int | None, name: str) -> None:
     if max_pixels is not None and h * w > max_pixels:
-        raise InputError(
+        raise TooLarge(
             f"{name} is {w}x{h} = {_pixels(h * w)}, over the limit of {_pixels(max_pixels)}; "
-            "raise it with max_pixels= (--max-pixels on the command line)"
+            "raise it with max_pixels= (--max-pixels on the command line)",
+            name, w, h, max_pixels,
         )
 
 
@@ -426,6 +443,8 @@ def trimap_from_array(arr: Any, name: str = "trimap") -> np.ndarray:
         InputError: wrong shape, dtype or value range.
     """
     a = np.asarray(arr)
+    if a.dtype == np.float32 and a.ndim == 2 and bool(((a == 0) | (a == 0.5) | (a == 1)).all()):
+        return a  # already quantised (what the readers return): not copied
     if a.dtype == bool:
         f = a.astype(np.float64)
     elif a.dtype == np.uint8:
@@ -537,6 +556,8 @@ def read_alpha(alpha: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: st
     ``name`` is what an array is called in errors."""
     if isinstance(alpha, (str, os.PathLike)):
         return _pil_alpha(_upright(_open(alpha, "alpha", max_pixels), f"alpha {alpha}")).astype(np.float32)
+    if isinstance(alpha, (bytes, bytearray, memoryview)):
+        return _pil_alpha(_upright(_open(alpha, name, max_pixels), name)).astype(np.float32)
     if isinstance(alpha, Image.Image):
         _check_pixels(alpha.height, alpha.width, max_pixels, "alpha")
         return _pil_alpha(_upright(alpha, "alpha")).astype(np.float32)
@@ -555,7 +576,7 @@ def _unit_float(a: np.ndarray, name: str) -> np.ndarray:
     if np.issubdtype(a.dtype, np.floating):
         if not _in_unit_range(a):
             raise InputError(f"{name}: float values must lie in [0, 1], got {_describe_range(a)}")
-        return a.astype(np.float32)
+        return a.astype(np.float32, copy=False)  # an array already loaded is not copied
     raise InputError(f"{name}: unsupported dtype {a.dtype}; use uint8, uint16 or float in [0, 1]")
 
 

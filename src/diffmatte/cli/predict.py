@@ -100,38 +100,30 @@ class Job:
 
 
 class Runner:
-    """Loads the models (and background) once, on first use, and mattes jobs."""
+    """Mattes jobs through one :class:`~diffmatte.session.MattingSession` (the model and the
+    salient-object model loaded once, on first use) and writes their outputs."""
 
     def __init__(self, settings: Settings) -> None:
+        from ..session import MattingSession
+
         self.s = settings
+        self.session = MattingSession(
+            lambda: load_model(settings.model, precision=settings.precision), settings.max_pixels, settings.threads
+        )
 
-    @cached_property
+    @property
     def model(self) -> "DiffMatte":
-        return load_model(self.s.model, precision=self.s.precision)
+        return self.session.model
 
-    @cached_property
+    @property
     def salient(self) -> "SalientObjectModel":
-        from ..trimap import SalientObjectModel
-
-        return SalientObjectModel(threads=self.s.threads)
+        return self.session.salient
 
     @cached_property
     def background(self) -> "np.ndarray | None":
         from ..foreground import parse_background
 
         return None if self.s.background is None else parse_background(self.s.background, self.s.max_pixels)
-
-    def load(self, job: Job) -> tuple["np.ndarray", "np.ndarray"]:
-        """Image (H, W, 3) and trimap (H, W), read, checked and upright."""
-        from ..io import load_pair, read_image
-
-        if job.trimap is not None:
-            return load_pair(job.image, job.trimap, resize_trimap=self.s.resize_trimap, max_pixels=self.s.max_pixels)
-        from ..trimap import auto_trimap  # SciPy's ndimage and the salient model: only for automatic trimaps
-
-        image = read_image(job.image, self.s.max_pixels)
-        tri = auto_trimap(image, self.s.band, self.salient)
-        return load_pair(image, tri, max_pixels=self.s.max_pixels)
 
     def describe(self) -> str:
         """The settings a run uses, resolved (``-v``)."""
@@ -145,16 +137,15 @@ class Runner:
 
     def run(self, job: Job, write: list[Path]) -> None:
         """Compute every output of ``job`` that is in ``write``, then write them (atomically)."""
-        from ..foreground import composite, cutout
         from ..io import save_alpha, save_frames, save_rgb, save_rgba
         from ..suggest import uncertainty_image
 
-        image, trimap = self.load(job)
+        image, trimap = self.session.load(job.image, job.trimap, self.s.band, resize_trimap=self.s.resize_trimap)
         background = self.background  # a bad background fails before the network runs
         frames_wanted = job.trajectory in write
         spread_wanted = job.uncertainty is not None
-        result = self.model.predict(
-            image, trimap, self.s.steps, self.s.seed, trajectory=frames_wanted, max_pixels=self.s.max_pixels,
+        result = self.session.matte(
+            image, trimap, self.s.steps, self.s.seed, trajectory=frames_wanted,
             working_megapixels=self.s.working_megapixels, flip_tta=self.s.flip_tta, fusion=self.s.fusion,
             seeds=self.s.seeds, uncertainty=spread_wanted,
         )
@@ -162,10 +153,7 @@ class Runner:
         if spread_wanted:
             result, spread = result
         alpha = result[-1] if frames_wanted else result
-        cut = None
-        if job.cutout in write:
-            rgba = cutout(image, alpha)
-            cut = rgba if background is None else composite(rgba, background)
+        cut = self.session.cutout(image, alpha, background) if job.cutout in write else None
         # Everything is computed before the first write: a failure leaves no half set of outputs.
         if job.alpha in write:
             save_alpha(alpha, job.alpha, bit_depth=self.s.bit_depth)

@@ -83,6 +83,9 @@ def _mapped(exc: BaseException) -> ApiError:
     if isinstance(exc, Cancelled):
         return ApiError(400, str(exc))
     if isinstance(exc, TooLarge):
+        if exc.limit:  # a pixel limit: said as this server's, which an operator can raise
+            return ApiError(413, f"{exc.subject} is {exc.width}x{exc.height} = {exc.width * exc.height} pixels, over "
+                                 f"this server's limit of {exc.limit} (diffmatte serve --max-pixels)")
         return ApiError(413, str(exc))
     if isinstance(exc, DiffMatteError):
         return ApiError(400, str(exc))

@@ -14,17 +14,18 @@ import math
 import queue
 import threading
 import time
-import warnings
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from ..errors import DiffMatteError, InputError
-from ..io import DEFAULT_MAX_PIXELS, load_pair
+from ..errors import DiffMatteError, InputError, TooLarge
+from ..io import DEFAULT_MAX_PIXELS
 from ..refine import Box, choose_window, refine_window
+from ..session import MattingSession
+from ..writers import to_uint8
 
 if TYPE_CHECKING:
     from ..pipeline import DiffMatte
@@ -89,10 +90,6 @@ class Unavailable(DiffMatteError):
     """A feature the installation lacks (e.g. automatic trimaps without onnxruntime)."""
 
 
-class TooLarge(InputError):
-    """An image (or a refine window) over a pixel limit."""
-
-
 @dataclass
 class MatteRequest:
     image: bytes
@@ -139,10 +136,6 @@ class JobContext:
             )
 
 
-def to_uint8(alpha: np.ndarray) -> np.ndarray:
-    return (np.clip(np.nan_to_num(alpha), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
 def encode_png(array: np.ndarray) -> bytes:
     """PNG bytes of a uint8 (H, W), (H, W, 3) or (H, W, 4) array; fast compression (the server
     encodes one per sampler step while streaming)."""
@@ -151,43 +144,17 @@ def encode_png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _open_upload(data: bytes, what: str, max_pixels: int) -> Image.Image:
-    """A lazily decoded PIL image; the pixel limit is checked from the header, before decoding."""
-    if not data:
-        raise InputError(f"{what}: the upload is empty")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as e:
-        raise TooLarge(f"{what}: too large to decode safely ({e})") from e
-    except UnidentifiedImageError:
-        raise InputError(f"{what}: not an image file of a format this server reads (PNG, JPEG, WebP, TIFF, ...)") from None
-    except Exception as e:  # PIL raises many types for data that is not an image
-        raise InputError(f"{what}: not a readable image ({type(e).__name__}: {e})") from e
-    if img.width * img.height > max_pixels:
-        raise TooLarge(
-            f"{what} is {img.width}x{img.height} = {img.width * img.height} pixels, over this server's limit "
-            f"of {max_pixels} (diffmatte serve --max-pixels)"
-        )
-    try:
-        img.load()
-    except Exception as e:
-        raise InputError(f"{what}: not a readable image ({type(e).__name__}: {e})") from e
-    return img
-
-
 class Engine:
     """Runs jobs one at a time on a worker thread, in arrival order."""
 
     def __init__(self, config: ServerConfig, model: "DiffMatte") -> None:
         self.config = config
         self.model = model
+        self.session = MattingSession(model, config.max_pixels, config.threads)
         # Unbounded itself: admission is counted in _pending (waiting + running), so that
         # queue_size 0 means "only the running job" (Queue(maxsize=0) would mean no limit).
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._pending = 0
-        self._salient: "SalientObjectModel | None" = None
         self._lock = threading.Lock()
         self.running = 0
         self.done = 0
@@ -260,40 +227,27 @@ class Engine:
 
     # -- jobs (run on the worker thread) ------------------------------------------------------
     def salient(self) -> "SalientObjectModel":
-        if self._salient is None:
-            from ..trimap import SalientObjectModel
-
-            try:
-                self._salient = SalientObjectModel(threads=self.config.threads)
-            except InputError:
-                raise
-            except DiffMatteError as e:
-                raise Unavailable(str(e)) from e
-        return self._salient
-
-    def _image(self, data: bytes) -> Image.Image:
-        return _open_upload(data, "image", self.config.max_pixels)
+        try:
+            return self.session.salient
+        except InputError:
+            raise
+        except DiffMatteError as e:  # onnxruntime or the model package missing on this server
+            raise Unavailable(str(e)) from e
 
     def auto_trimap(self, image: np.ndarray, band: int | None) -> np.ndarray:
-        from ..trimap import auto_trimap
-
-        return auto_trimap(image, band, self.salient())
+        self.salient()
+        return self.session.auto_trimap(image, band)
 
     def load(self, image: bytes, trimap: bytes | None, band: int | None) -> tuple[np.ndarray, np.ndarray]:
         """Decoded image (H, W, 3) and trimap (H, W) {0, 0.5, 1}; automatic when ``trimap`` is None."""
-        mp = self.config.max_pixels
-        img = self._image(image)
-        if trimap is not None:
-            return load_pair(img, _open_upload(trimap, "trimap", mp), max_pixels=mp)
-        from ..io import load_image
-
-        arr = load_image(img, mp)
-        return load_pair(arr, self.auto_trimap(arr, band), max_pixels=mp)
+        if trimap is None:
+            self.salient()  # a server without the salient model answers 503 before decoding
+        return self.session.load(image, trimap, band)
 
     def trimap_png(self, ctx: JobContext, image: bytes, band: int | None) -> bytes:
-        from ..io import check_image_size, load_image
+        from ..io import check_image_size
 
-        arr = load_image(self._image(image), self.config.max_pixels)
+        arr = self.session.load_image(image)
         check_image_size(arr.shape[0], arr.shape[1], self.config.max_pixels)
         ctx.check()
         tri = self.auto_trimap(arr, band)
@@ -317,22 +271,16 @@ class Engine:
             if on_frame is not None:
                 on_frame(k, frame)
 
-        result = self.model.predict(image, trimap, req.steps, req.seed, max_pixels=self.config.max_pixels, on_step=step,
-                                    seeds=req.seeds, uncertainty=uncertainty)
+        result = self.session.matte(image, trimap, req.steps, req.seed, on_step=step, seeds=req.seeds,
+                                    uncertainty=uncertainty)
         alpha, spread = result if uncertainty else (result, None)
         return image, alpha, spread
 
     def refine(self, ctx: JobContext, req: RefineRequest) -> tuple[np.ndarray, Box]:
         """(alpha, window): the previous matte with the window around ``req.box`` re-matted."""
-        mp = self.config.max_pixels
         image, trimap = self.load(req.image, req.trimap, None)
         h, w = trimap.shape
-        prev_img = _open_upload(req.alpha, "alpha", mp)
-        if (prev_img.height, prev_img.width) != (h, w):
-            raise InputError(f"alpha is {prev_img.width}x{prev_img.height} but the image is {w}x{h}")
-        from ..io import read_alpha
-
-        previous = read_alpha(prev_img, mp)
+        previous = self.session.load_alpha(req.alpha, (h, w))
         ctx.check()
 
         def step(k: int, x0: Any) -> None:
@@ -352,13 +300,8 @@ class Engine:
         return result.alpha, result.window
 
     def cutout_png(self, ctx: JobContext, image: bytes, alpha: bytes, background: str | None) -> bytes:
-        from ..io import load_image, read_alpha
-
-        mp = self.config.max_pixels
-        img = load_image(self._image(image), mp)
-        a = read_alpha(_open_upload(alpha, "alpha", mp), mp)
-        if a.shape != img.shape[:2]:
-            raise InputError(f"alpha is {a.shape[1]}x{a.shape[0]} but the image is {img.shape[1]}x{img.shape[0]}")
+        img = self.session.load_image(image)
+        a = self.session.load_alpha(alpha, img.shape[:2])
         ctx.check()
         return self.render_cutout(img, a, background)
 
@@ -381,8 +324,6 @@ class Engine:
     def render_cutout(image: np.ndarray, alpha: np.ndarray, background: str | None) -> bytes:
         from PIL import ImageColor
 
-        from ..foreground import composite, cutout
-
         colour = None
         if background is not None:
             # A colour only, parsed here: a value naming a file on the server must never be read.
@@ -392,6 +333,5 @@ class Engine:
                 raise InputError(f"background {background!r}: not a colour; give one as #RRGGBB") from None
         # From the 8-bit matte the client receives, so a cutout made later from that matte
         # (/api/cutout, the page) is the same image as output=cutout.
-        rgba = cutout(image, to_uint8(alpha).astype(np.float32) / 255.0)
-        out = rgba if colour is None else composite(rgba, colour)
+        out = MattingSession.cutout(image, to_uint8(alpha).astype(np.float32) / 255.0, colour)
         return encode_png(to_uint8(out))
