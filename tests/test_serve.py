@@ -425,6 +425,26 @@ def test_refine_window_covering_the_image_is_a_full_run(model: DiffMatte) -> Non
     np.testing.assert_array_equal(out.alpha, model.predict(image, trimap, 3, 9))
 
 
+def test_a_refine_window_above_the_working_size_is_matted_at_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from diffmatte.fusion import FusionConfig
+
+    torch.manual_seed(0)
+    small = DiffMatte.from_config("tiny_vit")
+    # a model that mattes at 1500 px (and fuses), as the default model does at 0.5 MP
+    small.net.config = dataclasses.replace(small.config, working_megapixels=0.0015, fusion=FusionConfig())
+    image = _image().astype(np.float32) / 255
+    trimap = _tri(_trimap())
+    previous = np.full((H, W), 0.3, np.float32)
+    sizes: list[tuple[int, ...]] = []
+    sample = small.sample
+    monkeypatch.setattr(small, "sample", lambda img, *a, **k: (sizes.append(tuple(img.shape[-2:])), sample(img, *a, **k))[1])
+    out = refine_window(small, image, trimap, previous, Box(20, 10, 30, 20), steps=2, seed=9, window=512)
+    assert out.window == Box(0, 0, W, H) and sizes == [(34, 45)]  # working_shape(48, 64, 0.0015)
+    np.testing.assert_array_equal(out.alpha, small.predict(image, trimap, 2, 9))  # the whole image: predict itself
+
+
 def test_refine_window_exact_parts(model: DiffMatte) -> None:
     h, w = 96, 160
     image = _image(h, w, seed=1).astype(np.float32) / 255

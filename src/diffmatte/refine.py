@@ -13,8 +13,13 @@ What is exact:
 * inside the window every pixel the new trimap marks known is 0 or 1;
 * the noise x_T in the window is the full-image noise of that seed, cropped;
 * the window lies on the encoder's 32 px grid of the whole image (see ``choose_window``);
-* a window that covers the whole image is a full run: equal to ``DiffMatte.predict`` with the
-  same trimap, steps and seed.
+* a window larger than the model's working size (``config.working_megapixels``) is matted as
+  ``DiffMatte.predict`` mattes an image that large: at the working size, with the model's
+  fusion, brought back by the guided upsampler; so a window covering such an image is exactly a
+  full ``predict`` with the same trimap, steps and seed, and no window costs more than a full run;
+* a smaller window is sampled at full resolution from the full-image noise, cropped; covering
+  the whole image it equals ``predict`` for models without fusion (the default model fuses
+  closed-form's colour model only in ``predict``).
 
 What is approximate (measured in benchmarks/serve_latency.py, quoted in docs/serve.md):
 
@@ -29,13 +34,14 @@ What is approximate (measured in benchmarks/serve_latency.py, quoted in docs/ser
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 
 from .errors import InputError
 from .io import MIN_SIDE
+from .upsample import working_shape
 
 if TYPE_CHECKING:
     from .pipeline import DiffMatte
@@ -157,7 +163,7 @@ def refine_window(
     window: int = 512,
     context: int = 64,
     feather: int = 16,
-    on_step: Callable[[int, torch.Tensor], None] | None = None,
+    on_step: Callable[[int, Any], None] | None = None,
 ) -> RefineResult:
     """Re-matte the window around ``edit`` and blend it into ``previous_alpha``.
 
@@ -171,7 +177,8 @@ def refine_window(
         window: smallest window side in px.
         context: px of surroundings kept around the edit; at least ``feather``.
         feather: width of the blending ramp in px.
-        on_step: passed to ``DiffMatte.sample`` (step index, x0 estimate of the window).
+        on_step: called after each step with the step index (and that step's estimate of the
+            window: an x0 tensor, or a matte when the window is matted at the working size).
 
     Returns:
         RefineResult with the blended matte and the window.
@@ -191,8 +198,14 @@ def refine_window(
     rows, cols = win.slices
     tri = trimap[rows, cols]
     out = np.array(previous_alpha, dtype=np.float32, copy=True)
+    working = model.config.working_megapixels
     if not bool((tri == 0.5).any()):
         new = tri.astype(np.float32)  # nothing unknown in the window: the trimap is the matte
+    elif working > 0 and working_shape(win.height, win.width, working) != (win.height, win.width):
+        # Above the working size: as predict would matte an image this large (its working
+        # size, fusion and guided upsampling), so a window never costs more than a full run.
+        new = model.predict(np.ascontiguousarray(image[rows, cols]), np.ascontiguousarray(tri), steps, seed,
+                            max_pixels=None, on_step=on_step)
     else:
         # The noise a full run with this seed draws (DiffMatte.sample: one randn of the
         # trimap's shape from the seeded generator), cropped to the window.
