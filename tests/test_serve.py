@@ -650,3 +650,30 @@ def test_the_cli_and_the_server_load_through_one_session_and_decode_each_upload_
     session = MattingSession(lambda: pytest.fail("the model is loaded only when a matte is asked for"))
     loaded_image, loaded_trimap = session.load(png(image), png(trimap))
     assert loaded_image.shape == (H, W, 3) and set(np.unique(loaded_trimap)) == {0.0, 0.5, 1.0}
+
+
+def test_large_uploads_wait_on_disk_and_are_decoded_from_there(
+    server: BackgroundServer, model: DiffMatte, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    import diffmatte.server.app as app_module
+
+    made: list[tempfile.SpooledTemporaryFile] = []
+
+    class Recorded(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
+        def __init__(self, *a, **k):  # type: ignore[no-untyped-def]
+            super().__init__(*a, **k)
+            made.append(self)
+
+    monkeypatch.setattr(app_module, "_SPOOL_BYTES", 2000)
+    monkeypatch.setattr(app_module.tempfile, "SpooledTemporaryFile", Recorded)
+    image, trimap = _image(seed=11), _trimap()
+    image_png, trimap_png = png(image), png(trimap)
+    assert len(image_png) > 2000 > len(trimap_png)
+    r = request(server.url + "/api/matte?steps=2&seed=4", files={"image": image_png, "trimap": trimap_png})
+    assert r.status == 200
+    np.testing.assert_array_equal(r.image(), _expected(model, image, trimap, 2, 4))
+    assert [f._rolled for f in made] == [True, False]  # the image went to disk, the small trimap did not
+    r = request(server.url + "/api/matte", files={"image": b"", "trimap": trimap_png})
+    assert r.status == 400 and "image: the upload is empty" in r.error()

@@ -39,7 +39,7 @@ import sys
 import warnings
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -131,21 +131,28 @@ def warn_user(message: str) -> None:
 
 # -- opening --------------------------------------------------------------------------------------
 def _open(
-    source: str | os.PathLike[str] | bytes | bytearray | memoryview,
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO,
     what: str,
     max_pixels: int | None,
     draft_size: tuple[int, int] | None = None,
 ) -> Image.Image:
-    """Open and decode a file, or the bytes of one (an upload); the pixel limit is checked from
-    the header, before decoding.
+    """Open and decode a file, the bytes of one or a binary file object (an upload); the pixel
+    limit is checked from the header, before decoding.
 
     ``draft_size`` (width, height) lets a large JPEG decode at a reduced scale that is still at
     least that size (4-8x faster; training backgrounds).
     """
+    fp: Any
     if isinstance(source, (bytes, bytearray, memoryview)):
         if not len(source):
             raise InputError(f"{what}: the upload is empty")
         label, fp = what, BytesIO(source)
+    elif _is_binary_file(source):
+        # an upload spooled to a temporary file: read from where it is, never copied whole
+        if source.seek(0, os.SEEK_END) == 0:
+            raise InputError(f"{what}: the upload is empty")
+        source.seek(0)
+        label, fp = what, source
     else:
         p = Path(source)
         if p.is_dir():
@@ -183,6 +190,10 @@ def _open(
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return img
+
+
+def _is_binary_file(x: Any) -> bool:
+    return hasattr(x, "read") and hasattr(x, "seek") and not isinstance(x, Image.Image)
 
 
 def _orientation(img: Image.Image | np.ndarray, name: str = "image") -> int:
@@ -228,7 +239,7 @@ def _hw(img: Image.Image | np.ndarray) -> tuple[int, int]:
 def _source(x: Any, what: str, max_pixels: int | None) -> Image.Image | np.ndarray:
     """A path or the bytes of a file are opened, a PIL image passed through, anything else
     taken as an array."""
-    if isinstance(x, (str, os.PathLike, bytes, bytearray, memoryview)):
+    if isinstance(x, (str, os.PathLike, bytes, bytearray, memoryview)) or _is_binary_file(x):
         return _open(x, what, max_pixels)
     if isinstance(x, Image.Image):
         _check_pixels(x.height, x.width, max_pixels, what)
@@ -556,7 +567,7 @@ def read_alpha(alpha: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: st
     ``name`` is what an array is called in errors."""
     if isinstance(alpha, (str, os.PathLike)):
         return _pil_alpha(_upright(_open(alpha, "alpha", max_pixels), f"alpha {alpha}")).astype(np.float32)
-    if isinstance(alpha, (bytes, bytearray, memoryview)):
+    if isinstance(alpha, (bytes, bytearray, memoryview)) or _is_binary_file(alpha):
         return _pil_alpha(_upright(_open(alpha, name, max_pixels), name)).astype(np.float32)
     if isinstance(alpha, Image.Image):
         _check_pixels(alpha.height, alpha.width, max_pixels, "alpha")

@@ -11,9 +11,10 @@ import base64
 import collections
 import json
 import logging
+import tempfile
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, BinaryIO, Callable, cast
 
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
@@ -54,6 +55,9 @@ _HTML_HEADERS = {
 }
 _FILE_FIELDS = ("image", "trimap", "alpha")
 _MAX_FIELD_BYTES = 64 * 1024
+# Uploads above this stay on disk until the worker decodes them, so requests waiting in the
+# queue hold no large files in memory.
+_SPOOL_BYTES = 1 << 20
 
 
 class ApiError(Exception):
@@ -150,9 +154,9 @@ class LimitsMiddleware:
 @dataclass
 class Form:
     fields: dict[str, str]
-    files: dict[str, bytes]
+    files: dict[str, BinaryIO]
 
-    def file(self, name: str, required: bool = True) -> bytes | None:
+    def file(self, name: str, required: bool = True) -> BinaryIO | None:
         if name in self.files:
             return self.files[name]
         if name in self.fields:
@@ -184,12 +188,22 @@ class Form:
         return value
 
 
+async def _spool(upload: UploadFile) -> BinaryIO:
+    """The upload copied to a temporary file of our own (in memory up to _SPOOL_BYTES, on disk
+    above), which lives as long as the request does; the parser's own is closed with the form."""
+    spooled = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)
+    while chunk := await upload.read(1 << 20):
+        spooled.write(chunk)
+    spooled.seek(0)
+    return cast(BinaryIO, spooled)
+
+
 async def read_form(request: Request) -> Form:
-    """Query parameters and multipart fields (a form field wins); files read into memory, so the
-    parser's spooled temporary files are closed (and so removed) before any work starts."""
+    """Query parameters and multipart fields (a form field wins); each file copied to a
+    temporary file (on disk when large: _spool), so the parser's are closed before any work."""
     ctype = request.headers.get("content-type", "")
     fields: dict[str, str] = dict(request.query_params)
-    files: dict[str, bytes] = {}
+    files: dict[str, BinaryIO] = {}
     if not ctype.startswith("multipart/form-data"):
         raise ApiError(
             415 if ctype else 400,
@@ -203,7 +217,7 @@ async def read_form(request: Request) -> Form:
                         raise ApiError(400, f"unexpected file field {key!r}; files go in {', '.join(_FILE_FIELDS)}")
                     if key in files:
                         raise ApiError(400, f"the file field {key!r} is given twice")
-                    files[key] = await value.read()
+                    files[key] = await _spool(value)
                 else:
                     fields[key] = value
     except _BodyTooLarge:

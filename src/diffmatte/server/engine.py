@@ -16,7 +16,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 import numpy as np
 from PIL import Image
@@ -46,6 +46,10 @@ __all__ = [
 ]
 
 _log = logging.getLogger("diffmatte.server")
+
+# An uploaded file: its bytes, or (as the app hands them over) a temporary file that holds
+# large uploads on disk until the worker decodes them.
+Upload = bytes | BinaryIO
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,8 @@ class Unavailable(DiffMatteError):
 
 @dataclass
 class MatteRequest:
-    image: bytes
-    trimap: bytes | None  # None: automatic trimap
+    image: Upload
+    trimap: Upload | None  # None: automatic trimap
     steps: int
     seed: int
     band: int | None = None
@@ -102,9 +106,9 @@ class MatteRequest:
 
 @dataclass
 class RefineRequest:
-    image: bytes
-    trimap: bytes
-    alpha: bytes
+    image: Upload
+    trimap: Upload
+    alpha: Upload
     box: Box
     steps: int
     seed: int
@@ -238,13 +242,13 @@ class Engine:
         self.salient()
         return self.session.auto_trimap(image, band)
 
-    def load(self, image: bytes, trimap: bytes | None, band: int | None) -> tuple[np.ndarray, np.ndarray]:
+    def load(self, image: Upload, trimap: Upload | None, band: int | None) -> tuple[np.ndarray, np.ndarray]:
         """Decoded image (H, W, 3) and trimap (H, W) {0, 0.5, 1}; automatic when ``trimap`` is None."""
         if trimap is None:
             self.salient()  # a server without the salient model answers 503 before decoding
         return self.session.load(image, trimap, band)
 
-    def trimap_png(self, ctx: JobContext, image: bytes, band: int | None) -> bytes:
+    def trimap_png(self, ctx: JobContext, image: Upload, band: int | None) -> bytes:
         from ..io import check_image_size
 
         arr = self.session.load_image(image)
@@ -299,7 +303,7 @@ class Engine:
         )
         return result.alpha, result.window
 
-    def cutout_png(self, ctx: JobContext, image: bytes, alpha: bytes, background: str | None) -> bytes:
+    def cutout_png(self, ctx: JobContext, image: Upload, alpha: Upload, background: str | None) -> bytes:
         img = self.session.load_image(image)
         a = self.session.load_alpha(alpha, img.shape[:2])
         ctx.check()
