@@ -340,3 +340,19 @@ def test_training_backgrounds_drop_their_alpha_quietly(tmp_path: Path) -> None:
         assert read_background(path)[0, 0].tolist() == [200, 0, 0]
     with pytest.warns(UserWarning, match="alpha channel is ignored"):
         load_rgb(path)  # a training photo with alpha still says so
+
+
+def test_one_quantiser_rounds_as_the_dim_metrics_files_are_written(tmp_path: Path) -> None:
+    """cv2.imwrite's rule (half to even, saturated) everywhere a float becomes 8 bits."""
+    import diffmatte.evaluation.run as evaluation_run
+    import diffmatte.server.engine as server_engine
+    import diffmatte.video.container as video_container
+    from diffmatte.writers import save_alpha, to_uint8
+
+    x = np.array([[0.5, 1.5, 2.5, 254.5, -3.0, 300.0]], np.float64) / 255
+    assert to_uint8(x).tolist() == [[0, 2, 2, 254, 0, 255]]
+    assert to_uint8(np.array([np.nan])).tolist() == [0]
+    save_alpha(x.astype(np.float32), tmp_path / "a.png")
+    assert np.asarray(Image.open(tmp_path / "a.png")).tolist() == to_uint8(x.astype(np.float32)).tolist()
+    for module in (evaluation_run, server_engine, video_container):
+        assert module.to_uint8 is to_uint8

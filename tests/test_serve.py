@@ -72,7 +72,9 @@ def _trimap(h: int = H, w: int = W) -> np.ndarray:
 
 
 def _u8(alpha: np.ndarray) -> np.ndarray:
-    return (np.clip(alpha, 0, 1) * 255 + 0.5).astype(np.uint8)
+    from diffmatte.writers import to_uint8
+
+    return to_uint8(alpha)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from diffmatte.video.container import FrameSink, check_sink_path, probe, read_fr
 from diffmatte.video.flow import Motion, estimate_motion, warp
 from diffmatte.video.matting import steady_matte
 from diffmatte.video.metrics import dtssd, frame_change, messddt
+from diffmatte.writers import to_uint8
 
 av = pytest.importorskip("av")
 
@@ -332,7 +333,7 @@ def test_read_back_what_was_written(tmp_path: Path) -> None:
     with av.open(str(tmp_path / "a.mkv")) as c:
         assert [s.type for s in c.streams] == ["video", "audio"]
         got = next(c.decode(video=0)).to_ndarray(format="gray")
-    assert np.array_equal(got, np.floor(alpha * 255 + 0.5).astype(np.uint8))  # lossless
+    assert np.array_equal(got, to_uint8(alpha))  # lossless
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["000000.png", "000001.png", "000002.png"]
     rgba = np.dstack([frames[0], (alpha * 255).astype(np.uint8)])
     for name in ("c.mov", "c.webm"):

@@ -26,6 +26,7 @@ from PIL import Image, ImageColor
 
 from .errors import InputError
 from .io import DEFAULT_MAX_PIXELS, load_image, read_alpha
+from .writers import to_uint8
 
 if TYPE_CHECKING:
     import torch
@@ -267,7 +268,7 @@ def _cover(bg: np.ndarray, h: int, w: int) -> np.ndarray:
         return bg
     scale = max(h / h0, w / w0)
     sh, sw = max(h, round(h0 * scale)), max(w, round(w0 * scale))
-    pil = Image.fromarray((bg * 255.0 + 0.5).astype(np.uint8)).resize((sw, sh), Image.Resampling.LANCZOS)
+    pil = Image.fromarray(to_uint8(bg)).resize((sw, sh), Image.Resampling.LANCZOS)
     top, left = (sh - h) // 2, (sw - w) // 2
     return np.asarray(pil, dtype=np.float32)[top : top + h, left : left + w] / 255.0
 

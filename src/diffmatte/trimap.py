@@ -20,6 +20,7 @@ from scipy import ndimage
 
 from .errors import DiffMatteError, InputError
 from .io import read_mask
+from .writers import to_uint8
 
 __all__ = [
     "AUTO_INSTALL_HINT",
@@ -140,7 +141,7 @@ class SalientObjectModel:
             (H, W) float32 in [0, 1] (the model's sigmoid output, upsampled; not rescaled).
         """
         h, w = image.shape[:2]
-        small = Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).resize(
+        small = Image.fromarray(to_uint8(image)).resize(
             (_U2NETP_SIZE, _U2NETP_SIZE), Image.Resampling.BILINEAR
         )
         x = np.asarray(small, dtype=np.float32)

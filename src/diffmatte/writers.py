@@ -154,9 +154,17 @@ def _atomic_save(img: Image.Image | Sequence[Image.Image], path: str | os.PathLi
             tmp.unlink()
 
 
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """Float in [0, 1] to uint8, rounding half up (NaN as 0)."""
-    return (np.clip(np.nan_to_num(x), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+def to_uint8(x: Any) -> np.ndarray:
+    """Float in [0, 1] to uint8 the way the DIM metrics' files are written: as ``cv2.imwrite``
+    rounds, half to even, saturated (DEFINITIONS.md, "Common conventions"); NaN as 0. The one
+    quantiser: every 8-bit matte, image and cutout diffmatte writes or scores goes through it.
+
+    Examples
+    --------
+    >>> to_uint8(np.array([[0.0, 0.5 / 255, 1.5 / 255, 1.2]]))
+    array([[  0,   0,   2, 255]], dtype=uint8)
+    """
+    return np.clip(np.rint(np.nan_to_num(np.asarray(x, dtype=np.float64)) * 255.0), 0, 255).astype(np.uint8)
 
 
 def _unit_array(x: Any, ndim: int, channels: int | None, name: str) -> np.ndarray:
@@ -174,7 +182,7 @@ def save_alpha(alpha: np.ndarray, path: str | os.PathLike[str], *, bit_depth: in
     """
     a = np.clip(np.nan_to_num(_unit_array(alpha, 2, None, "alpha")), 0.0, 1.0)
     if bit_depth == 16:
-        img = Image.fromarray((a * 65535.0 + 0.5).astype(np.uint16))
+        img = Image.fromarray(np.rint(a * 65535.0).astype(np.uint16))  # rounded as to_uint8 rounds
         _atomic_save(img, path, "alpha16")
     elif bit_depth == 8:
         _atomic_save(Image.fromarray(to_uint8(a)), path, "alpha")

@@ -14,6 +14,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from ..writers import to_uint8
+
 __all__ = [
     "RESIZE_FILTERS",
     "WARP_FILTERS",
@@ -70,7 +72,7 @@ def merge_foregrounds(
     w2 = a2.astype(np.float32)[..., None] / 255.0
     alpha = 1.0 - (1.0 - w1) * (1.0 - w2)
     fg = fg1.astype(np.float32) * w1 + fg2.astype(np.float32) * (1.0 - w1)
-    return _to_uint8(fg), _to_uint8(alpha[..., 0] * 255.0)
+    return to_uint8(fg / 255.0), to_uint8(alpha[..., 0])
 
 
 def random_affine_matrix(
@@ -219,7 +221,3 @@ def composite(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """fg a + bg (1 - a); float arrays, fg/bg (H, W, 3), alpha (H, W) in [0, 1]."""
     a = alpha[..., None]
     return fg * a + bg * (1.0 - a)
-
-
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)

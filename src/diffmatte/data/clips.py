@@ -14,6 +14,8 @@ from typing import Iterator
 
 import numpy as np
 
+from ..writers import to_uint8
+
 __all__ = ["ClipFrame", "still_clip", "pan_clip", "moving_clip"]
 
 
@@ -95,7 +97,7 @@ def moving_clip(fg: np.ndarray, alpha: np.ndarray, background: np.ndarray, frame
         x0 = int(round(i * pan_x))
         bg = background[(bh - H) // 2:(bh - H) // 2 + H, x0:x0 + W].astype(np.float32) / 255.0
         a = np.clip(warped_a, 0.0, 1.0)[..., None]
-        image = np.clip(np.rint((a * warped_fg + (1 - a) * bg) * 255.0), 0, 255).astype(np.uint8)
+        image = to_uint8(a * warped_fg + (1 - a) * bg)
         flow = None
         if prev_m is not None:
             # frame pixel p came from prev_m @ inv(m) @ p in the previous frame

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from ..writers import to_uint8
 from . import augment as A
 from .files import read_background
 from .hair import make_hair
@@ -108,7 +109,7 @@ def synthetic_composite(rng: np.random.Generator, h: int, w: int, backgrounds: S
     if layer.refraction is not None:
         bg = seen_through(bg, layer.refraction, layer.transmission)
     image = a[..., None] * layer.fg + (1.0 - a[..., None]) * bg
-    alpha = np.rint(a * 255).astype(np.uint8)
+    alpha = to_uint8(a)
     radius = band_width(rng, h, w, band_max)
     if layer.whole_unknown:
         trimap = whole_object_trimap(alpha, layer.opaque, min(radius, 0.02 * max(h, w) + 1))
@@ -116,5 +117,4 @@ def synthetic_composite(rng: np.random.Generator, h: int, w: int, backgrounds: S
         trimap = benchmark_trimap(alpha, radius)
     else:
         trimap = A.generate_trimap(alpha, rng, erosion_size, erosion_range)
-    to8 = lambda x: np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)  # noqa: E731
-    return Composite(to8(image), alpha, trimap, to8(layer.fg), layer.kind)
+    return Composite(to_uint8(image), alpha, trimap, to_uint8(layer.fg), layer.kind)

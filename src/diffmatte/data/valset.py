@@ -27,7 +27,7 @@ from PIL import Image
 
 from ..foreground import estimate_foreground
 from ..io import trimap_from_array
-from ..writers import atomic_write, save_alpha, save_rgb, save_trimap
+from ..writers import atomic_write, save_alpha, save_rgb, save_trimap, to_uint8
 from .backgrounds import backgrounds_for
 from .engine import load_background, synthetic_composite
 from .files import load_alpha, load_rgb
@@ -76,17 +76,17 @@ def build_valset(out_dir: str | os.PathLike[str], manifest: str | os.PathLike[st
         alpha = load_alpha(gt_root / "gt_training_lowres" / f"{name}.png")
         fg = estimate_foreground(photo.astype(np.float32) / 255.0, alpha.astype(np.float32) / 255.0)
         h, w = _size_for(rng, alpha.shape[0] / alpha.shape[1])
-        fg_big = np.asarray(Image.fromarray(np.rint(fg * 255).astype(np.uint8)).resize((w, h), Image.LANCZOS), np.float32) / 255
+        fg_big = np.asarray(Image.fromarray(to_uint8(fg)).resize((w, h), Image.LANCZOS), np.float32) / 255
         a_big = np.asarray(Image.fromarray(alpha).resize((w, h), Image.BILINEAR), np.float32) / 255
         bg_path = backgrounds[int(rng.integers(len(backgrounds)))]
         bg = load_background(bg_path, h, w, rng).astype(np.float32) / 255
-        image = np.clip(np.rint((a_big[..., None] * fg_big + (1 - a_big[..., None]) * bg) * 255), 0, 255).astype(np.uint8)
-        alpha8 = np.rint(a_big * 255).astype(np.uint8)
+        image = to_uint8(a_big[..., None] * fg_big + (1 - a_big[..., None]) * bg)
+        alpha8 = to_uint8(a_big)
         trimap = benchmark_trimap(alpha8, band_width(rng, h, w))
         _save(out, "image", name, image)
         _save(out, "alpha", name, alpha8)
         _save(out, "trimap", name, trimap)
-        _save(out, "fg", name, np.rint(fg_big * 255).astype(np.uint8))
+        _save(out, "fg", name, to_uint8(fg_big))
         entries.append({"name": name, "kind": "alphamatting", "subset": "real_fg", "size": [w, h],
                         "background": str(bg_path), "unknown": float((trimap == 128).mean())})
         log.info("valset %s: %dx%d over %s", name, w, h, bg_path.name)

@@ -27,7 +27,7 @@ from ..selection import select_names
 from .dataset import Dataset, DatasetError, Sample, load_dataset
 from .methods import METHOD_NAMES, Method, MethodSpec, build_methods
 from .reports import SummaryRow, environment, markdown_table, summarize, write_reports
-from .run import METRICS, EvaluationResult, ImageScore, PredictionError, evaluate, quantize_alpha
+from .run import METRICS, EvaluationResult, ImageScore, PredictionError, evaluate
 
 __all__ = [
     "METHOD_NAMES",
@@ -41,7 +41,6 @@ __all__ = [
     "MethodSpec",
     "Method",
     "build_methods",
-    "quantize_alpha",
     "ImageScore",
     "EvaluationResult",
     "evaluate",

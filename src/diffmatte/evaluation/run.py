@@ -25,13 +25,13 @@ from ..baselines import NoSolution
 from ..errors import DiffMatteError
 from ..io import read_alpha_u8, read_trimap_levels
 from ..metrics import compute_all
-from ..writers import atomic_write
+from ..writers import atomic_write, to_uint8
 from .dataset import Dataset, Sample
 from .methods import Method, MethodSpec
 
 logger = logging.getLogger("diffmatte.evaluation")
 
-__all__ = ["METRICS", "PredictionError", "quantize_alpha", "ImageScore", "EvaluationResult", "evaluate"]
+__all__ = ["METRICS", "PredictionError", "ImageScore", "EvaluationResult", "evaluate"]
 
 #: Metric columns, in the order of published tables.
 METRICS: tuple[str, ...] = ("sad", "mse", "grad", "conn")
@@ -45,21 +45,6 @@ ProgressFn = Callable[[int], object]
 
 class PredictionError(DiffMatteError):
     """A method returned something that is not an alpha matte of the image's size."""
-
-
-def quantize_alpha(alpha: NDArray[np.floating]) -> NDArray[np.uint8]:
-    """A float alpha in [0, 1] as the 8-bit PNG the metrics are defined on.
-
-    ``cv2.imwrite`` rounds half to even and saturates (DEFINITIONS.md, "Common conventions"),
-    which is ``np.rint`` followed by clipping.
-
-    Examples
-    --------
-    >>> quantize_alpha(np.array([[0.0, 0.5 / 255, 1.5 / 255, 1.2]]))
-    array([[  0,   0,   2, 255]], dtype=uint8)
-    """
-    a = np.asarray(alpha)
-    return np.clip(np.rint(a * 255), 0, 255).astype(np.uint8)
 
 
 def _where(spec: MethodSpec, sample: Sample) -> str:
@@ -273,7 +258,7 @@ def _prediction(
     wall, cpu = time.perf_counter(), time.process_time()
     alpha = method.predict(image, trimap)
     timing = _Timing(time.perf_counter() - wall, time.process_time() - cpu)
-    pred = quantize_alpha(_checked_alpha(alpha, shape, method.spec, sample))
+    pred = to_uint8(_checked_alpha(alpha, shape, method.spec, sample))
     if path is not None:
         _write_cached(path, digest, key, pred, timing)
     return pred, timing, False
