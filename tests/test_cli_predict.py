@@ -369,7 +369,6 @@ def test_installation_without_packaged_weights_explains_itself(
     env: Env, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("diffmatte.registry.PACKAGED_MODELS", {})
-    monkeypatch.setattr("diffmatte.cli.options.PACKAGED_MODELS", {})
     code, err = run_main(capsys, "predict", env.image, env.trimap, "-o", env.out)
     assert code == 2 and "no packaged model is available" in err
     assert not env.out.exists()

@@ -12,14 +12,20 @@ from .runtime import PrecisionChoice
 __all__ = ["load_model"]
 
 
-def load_model(spec: str | None = None, preset: str | None = None, precision: PrecisionChoice = "auto") -> DiffMatte:
+def load_model(
+    spec: str | None = None,
+    preset: str | None = None,
+    precision: PrecisionChoice = "auto",
+    digest: str | None = None,
+) -> DiffMatte:
     """The model named by ``spec`` (a packaged name, a checkpoint path; None: the default).
 
     A packaged model's file is checked against its recorded sha256 first, with or without a
     name given. ``precision`` "auto" runs bf16 where the hardware multiplies it natively (the
     speed a user expects; mattes within 1% SAD of fp32, docs/performance.md), else fp32; pass
-    "fp32" for the exact arithmetic of the official code.
+    "fp32" for the exact arithmetic of the official code. ``digest``: the file's sha256 when the
+    caller has it (not computed twice).
     """
     path = resolve_model_path(spec)
-    check_packaged(spec, path)
+    check_packaged(spec, path, digest)
     return DiffMatte.from_checkpoint(path, preset=preset, precision=precision)

@@ -49,15 +49,21 @@ def resolve_model_path(spec: str | None) -> Path:
     path = Path(spec)
     if path.is_file() or path.is_dir():  # a folder: an ONNX export, checked when loaded
         return path
+    if spec == DEFAULT_MODEL:
+        raise CheckpointError(
+            "no packaged model is available in this diffmatte installation yet; give a checkpoint file "
+            "(.pth or .safetensors) or an ONNX export folder (--model PATH on the command line)"
+        )
     known = ", ".join(sorted(PACKAGED_MODELS)) or "none packaged yet"
     raise CheckpointError(
         f"model {spec!r} is neither a packaged model ({known}) nor an existing checkpoint file or ONNX export folder"
     )
 
 
-def check_packaged(spec: str | None, path: Path) -> None:
+def check_packaged(spec: str | None, path: Path, digest: str | None = None) -> None:
     """Raise CheckpointError if ``spec`` names a packaged model (None: the default) whose file
-    at ``path`` does not have the recorded sha256."""
+    at ``path`` does not have the recorded sha256 (``digest``: that file's, when the caller
+    has hashed it already)."""
     name = spec or DEFAULT_MODEL
-    if name in PACKAGED_MODELS and sha256_file(path) != PACKAGED_MODELS[name].sha256:
+    if name in PACKAGED_MODELS and (digest or sha256_file(path)) != PACKAGED_MODELS[name].sha256:
         raise CheckpointError(f"packaged model {name!r} at {path} fails its sha256 check; reinstall diffmatte")

@@ -60,6 +60,7 @@ from .models.modeling_diffmatte import DiffMatteNet
 from .models.objective import DiffusionObjective
 from .runlog import truncate_metrics
 from .runtime import autocast
+from .sharding import launched_world
 from .train_config import (
     OptimConfig,
     TrainConfig,
@@ -112,7 +113,8 @@ def _setup_distributed(device: str) -> _Dist:
         raise InputError("device = 'cuda' but no CUDA device is available")
     if "RANK" not in os.environ:
         return _Dist(0, 0, 1, torch.device("cuda" if use_cuda else "cpu"))
-    rank, local_rank, world = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
+    rank, world = launched_world()  # torchrun's environment, read and checked in one place
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
     if use_cuda:
         torch.cuda.set_device(local_rank)
     torch_dist.init_process_group(backend="nccl" if use_cuda else "gloo")

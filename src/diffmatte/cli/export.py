@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..errors import CheckpointError
-from .options import echo_warnings, load_model, model_option, overwrite_option
+from .options import echo_warnings, model_option, overwrite_option
 
 __all__ = ["command"]
 
@@ -34,7 +34,9 @@ def command(model: str, output: Path, opset: int, overwrite: bool) -> None:
     if Path(model).is_dir():
         raise CheckpointError(f"--model {model} is a folder (an ONNX export?); export from a checkpoint or packaged model")
     with echo_warnings(lambda m: click.echo(m, err=True)):
-        net = load_model(model).net
+        from ..loading import load_model
+
+        net = load_model(model, precision="fp32").net
     result = export_onnx(net, output, opset=opset, overwrite=overwrite, source=model)
     sizes = ", ".join(f"{p.name} ({p.stat().st_size / 2**20:.1f} MiB)" for p in result.files)
     h, w = result.check_size

@@ -1,22 +1,21 @@
 """Options shared by the subcommands, defined once, and the few helpers they share.
 
-Importing this module must stay cheap (no torch): the model is loaded by ``load_model``.
+Importing this module must stay cheap (no torch): subcommands import ``diffmatte.loading``
+(the model) inside their functions.
 """
 from __future__ import annotations
 
 import contextlib
 import warnings
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 import click
 
-from ..errors import CheckpointError
 from ..limits import DEFAULT_MAX_PIXELS
-from ..registry import DEFAULT_MODEL, PACKAGED_MODELS
+from ..registry import DEFAULT_MODEL
 
 if TYPE_CHECKING:
-    from ..pipeline import DiffMatte
+    pass
 
 __all__ = [
     "model_option",
@@ -26,13 +25,10 @@ __all__ = [
     "overwrite_option",
     "max_pixels_option",
     "band_option",
-    "load_model",
-    "set_threads",
     "echo_warnings",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
 
 
 def model_option(f: F) -> F:
@@ -86,25 +82,6 @@ def band_option(f: F) -> F:
         metavar="PX",
         help="Half-width of the unknown band around the mask edge [default: 1% of the longer side, min 5].",
     )(f)
-
-
-def load_model(spec: str, precision: str = "fp32") -> "DiffMatte":
-    """The model named by --model, loaded once for every input of the call."""
-    from ..loading import load_model as registry_load
-
-    if spec == DEFAULT_MODEL and spec not in PACKAGED_MODELS and not Path(spec).exists():
-        raise CheckpointError(
-            "no packaged model is available in this diffmatte installation yet; "
-            "pass --model PATH with a checkpoint file (.pth or .safetensors)"
-        )
-    return registry_load(spec, precision=precision)
-
-
-def set_threads(threads: int | None) -> None:
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
 
 
 @contextlib.contextmanager

@@ -16,17 +16,15 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 
 from ..errors import DiffMatteError, InputError
-from ..runtime import PRECISION_CHOICES, explain_precision, keep_freed_memory
+from ..runtime import PRECISION_CHOICES, explain_precision, keep_freed_memory, set_threads
 from ..sharding import World, current_world, launched_world
 from .options import (
     band_option,
     echo_warnings,
-    load_model,
     max_pixels_option,
     model_option,
     overwrite_option,
     seed_option,
-    set_threads,
     steps_option,
     threads_option,
 )
@@ -108,7 +106,7 @@ class Runner:
 
         self.s = settings
         self.session = MattingSession(
-            lambda: load_model(settings.model, precision=settings.precision), settings.max_pixels, settings.threads
+            lambda: _load_model(settings), settings.max_pixels, settings.threads
         )
 
     @property
@@ -166,6 +164,12 @@ class Runner:
 
 
 # -- checks before any work -----------------------------------------------------------------------
+def _load_model(settings: Settings) -> "DiffMatte":
+    from ..loading import load_model  # torch: only once a model is needed
+
+    return load_model(settings.model, precision=settings.precision)
+
+
 def _cutout_purpose(settings: Settings) -> str:
     return "rgb" if settings.background is not None else "rgba"
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from ..runtime import PRECISION_CHOICES, keep_freed_memory
-from .options import load_model, max_pixels_option, model_option, set_threads, threads_option
+from ..runtime import PRECISION_CHOICES, keep_freed_memory, set_threads
+from .options import max_pixels_option, model_option, threads_option
 
 __all__ = ["command"]
 
@@ -78,5 +78,7 @@ def command(
         )
     sock = bind(host, port)  # before the model loads: a busy port fails at once
     set_threads(threads)
+    from ..loading import load_model
+
     net = load_model(model, precision=precision)
     run_server(config, net, model, lambda line: click.echo(line), sock=sock)

@@ -6,7 +6,8 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from .options import band_option, echo_warnings, max_pixels_option, overwrite_option, set_threads, threads_option
+from ..runtime import set_threads
+from .options import band_option, echo_warnings, max_pixels_option, overwrite_option, threads_option
 
 __all__ = ["command"]
 

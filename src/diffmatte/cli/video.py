@@ -14,15 +14,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import click
 
 from ..errors import InputError
-from ..runtime import PRECISION_CHOICES, explain_precision, keep_freed_memory
+from ..runtime import PRECISION_CHOICES, explain_precision, keep_freed_memory, set_threads
 from .options import (
     band_option,
     echo_warnings,
-    load_model,
     model_option,
     overwrite_option,
     seed_option,
-    set_threads,
     steps_option,
     threads_option,
 )
@@ -115,6 +113,8 @@ def command(clip: Path, output: Path, trimap_path: Path | None, trimaps_dir: Pat
     keep_freed_memory()
     echo = lambda msg: click.echo(msg, err=True)  # noqa: E731
     with echo_warnings(echo):
+        from ..loading import load_model
+
         net = load_model(model, precision=precision)
         auto = _auto_maker(band) if auto_trimap else None
         _run(net, info, output, cutout, backdrop, first, per_frame, auto, mode, steps, warm_steps, warm_start,

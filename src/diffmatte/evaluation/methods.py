@@ -154,7 +154,7 @@ def _diffmatte_methods(
     display = _model_names(resolved)
     methods = []
     for sha, (spec, _) in resolved.items():
-        loaded = load_model(spec)
+        loaded = load_model(spec, digest=sha)
         # "auto" is recorded as the arithmetic it chose on this machine (the method's name and key)
         for precision in dict.fromkeys(resolve_precision(p, loaded.device.type) for p in precisions):
             # One network read from disk, shared: precision is a setting of the pipeline around it.
