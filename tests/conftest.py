@@ -12,6 +12,23 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 PARITY_DIR = SHARED / "reference" / "parity"
 
 
+@pytest.fixture(scope="module")
+def tiny_vit():
+    """A tiny_vit DiffMatte with seed-0 weights, one per test module (tests may change its config)."""
+    from diffmatte import DiffMatte
+
+    torch.manual_seed(0)
+    return DiffMatte.from_config("tiny_vit")
+
+
+@pytest.fixture(scope="module")
+def tiny_vit_file(tmp_path_factory: pytest.TempPathFactory, tiny_vit) -> Path:
+    """``tiny_vit`` saved as a .safetensors checkpoint."""
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    tiny_vit.save(path)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_threads():
     # Tests run on 2-core machines; fixed threads keep timings and reductions stable.

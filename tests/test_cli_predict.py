@@ -18,6 +18,8 @@ from PIL import Image
 from diffmatte import DiffMatte
 from diffmatte.cli import cli, main
 
+from .helpers import band_trimap, random_image
+
 H, W = 40, 56
 HAS_AUTO = importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("rembg") is not None
 SENTINEL = b"an earlier result that must survive"
@@ -30,22 +32,12 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    DiffMatte.from_config("tiny_vit").save(path)
-    return path
-
-
 def _image(h: int = H, w: int = W, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    return random_image(h, w, seed)
 
 
 def _trimap(h: int = H, w: int = W) -> np.ndarray:
-    t = np.full((h, w), 128, np.uint8)
-    t[:, : w // 3] = 0
-    t[:, -w // 3 :] = 255
-    return t
+    return band_trimap(h, w)
 
 
 @dataclass
@@ -58,10 +50,10 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path, tiny_model: Path) -> Env:
+def env(tmp_path: Path, tiny_vit_file: Path) -> Env:
     Image.fromarray(_image()).save(tmp_path / "image.png")
     Image.fromarray(_trimap()).save(tmp_path / "trimap.png")
-    return Env(tmp_path, tmp_path / "image.png", tmp_path / "trimap.png", tiny_model, tmp_path / "alpha.png")
+    return Env(tmp_path, tmp_path / "image.png", tmp_path / "trimap.png", tiny_vit_file, tmp_path / "alpha.png")
 
 
 def invoke(*args: object) -> Result:

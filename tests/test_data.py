@@ -25,34 +25,12 @@ from diffmatte.data import augment as A
 from diffmatte.data.files import ScanReport, find_images
 from diffmatte.errors import InputError
 
+from .helpers import disc_alpha, make_dim_layout, random_image
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 AM = SHARED / "alphamatting_training_lowres"
 
 SMALL = dict(crop_size=32, max_side=96, trimap_size=96, erosion_range=(1, 7), num_workers=0)
-
-
-def _disc_alpha(h: int, w: int, soft: int = 4) -> np.ndarray:
-    yy, xx = np.mgrid[:h, :w]
-    r = np.hypot(yy - h / 2, xx - w / 2)
-    return np.clip((min(h, w) * 0.35 - r) / soft * 255 + 128, 0, 255).astype(np.uint8)
-
-
-def _rgb(h: int, w: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-
-
-def make_dim_layout(root: Path, n_fg: int = 3, n_bg: int = 2) -> Path:
-    """fg/ (RGB), alpha/ (grey) and bg/ folders with images of different sizes."""
-    for sub in ("fg", "alpha", "bg"):
-        (root / sub).mkdir(parents=True)
-    for i in range(n_fg):
-        h, w = 60 + 10 * i, 80 - 5 * i
-        Image.fromarray(_rgb(h, w, i)).save(root / "fg" / f"obj{i}.png")
-        Image.fromarray(_disc_alpha(h, w)).save(root / "alpha" / f"obj{i}.png")
-    for i in range(n_bg):
-        Image.fromarray(_rgb(50 + 30 * i, 120, 100 + i)).save(root / "bg" / f"bg{i}.jpg")
-    (root / "bg" / "MANIFEST.csv").write_text("file,licence\n")
-    return root
 
 
 def make_rgba_cutouts(root: Path) -> Path:
@@ -60,7 +38,7 @@ def make_rgba_cutouts(root: Path) -> Path:
     for i, sub in enumerate(("animals/birds", "food", "food/fruit")):
         d = root / sub
         d.mkdir(parents=True, exist_ok=True)
-        rgba = np.dstack([_rgb(40 + i * 7, 50, i), _disc_alpha(40 + i * 7, 50)])
+        rgba = np.dstack([random_image(40 + i * 7, 50, i), disc_alpha(40 + i * 7, 50)])
         Image.fromarray(rgba, "RGBA").save(d / f"item{i}.png")
         (d / f"item{i}.txt").write_text("a description")
     return root
@@ -71,8 +49,8 @@ def make_triplets(root: Path, n: int = 3, with_trimaps: bool = True) -> Path:
         (root / sub).mkdir(parents=True)
     for i in range(n):
         h, w = 64, 72 + 8 * i
-        a = _disc_alpha(h, w)
-        Image.fromarray(_rgb(h, w, i)).save(root / "image" / f"GT{i:02d}.png")
+        a = disc_alpha(h, w)
+        Image.fromarray(random_image(h, w, i)).save(root / "image" / f"GT{i:02d}.png")
         Image.fromarray(np.dstack([a, a, a])).save(root / "alpha" / f"GT{i:02d}.png")  # alphas stored as RGB
         if with_trimaps:
             t = np.where(a == 255, 255, np.where(a == 0, 0, 128)).astype(np.uint8)
@@ -112,7 +90,7 @@ def test_rgba_cutouts_are_read_as_they_are(tmp_path: Path) -> None:
 def test_find_images_ignores_other_files_and_rejects_ambiguous_names(tmp_path: Path) -> None:
     make_dim_layout(tmp_path)
     assert sorted(find_images(tmp_path / "bg")) == ["bg0", "bg1"]
-    Image.fromarray(_rgb(8, 8, 0)).save(tmp_path / "bg" / "bg0.png")
+    Image.fromarray(random_image(8, 8, 0)).save(tmp_path / "bg" / "bg0.png")
     with pytest.raises(InputError, match="same name"):
         find_images(tmp_path / "bg")
 
@@ -164,7 +142,7 @@ def _break(case: str, root: Path) -> Path:
         (root / "alpha" / "obj1.png").unlink()
         return root / "fg" / "obj1.png"
     if case == "size mismatch":
-        Image.fromarray(_disc_alpha(10, 10)).save(root / "alpha" / "obj2.png")
+        Image.fromarray(disc_alpha(10, 10)).save(root / "alpha" / "obj2.png")
         return root / "fg" / "obj2.png"
     if case == "unreadable fg":
         (root / "fg" / "obj0.png").write_bytes(b"not a png at all")
@@ -231,7 +209,7 @@ def test_merge_foregrounds_formula() -> None:
 
 
 def test_generate_trimap_erodes_inside_the_known_regions() -> None:
-    alpha = _disc_alpha(80, 100, soft=2)
+    alpha = disc_alpha(80, 100, soft=2)
     for seed in range(5):
         t = A.generate_trimap(alpha, np.random.default_rng(seed), size=100, kernel_range=(1, 12))
         assert set(np.unique(t)) <= {0, 128, 255}
@@ -263,7 +241,7 @@ def test_crop_origin_centres_on_unknown_pixels() -> None:
 
 
 def test_affine_identity_and_flip() -> None:
-    a = _rgb(9, 13, 0)
+    a = random_image(9, 13, 0)
     ident = np.eye(3)
     assert np.array_equal(A.warp_affine(a, ident, Image.NEAREST), a)
     flip = A.random_affine_matrix(13, 9, np.random.default_rng(0), (1, 1), 0, 0, 1024, flip_prob=1.0)

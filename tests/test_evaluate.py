@@ -69,18 +69,6 @@ def make_alphamatting(root: Path, names=("GT01", "GT02"), sets=("Trimap1", "Trim
     return root
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from diffmatte import DiffMatte
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    DiffMatte.from_config("tiny_vit").save(path)
-    return path
-
-
 def counting_method(name: str = "count", fn=None) -> tuple[ev.Method, list[int]]:
     """A method that returns ``fn(image, trimap)`` (default: the trimap) and counts its calls."""
     calls: list[int] = []
@@ -236,14 +224,14 @@ def test_baselines_keep_pymatting_prints_off_stdout(monkeypatch, capsys, caplog)
 # --------------------------------------------------------------------------------------------
 
 
-def test_build_methods_one_per_model_and_steps(tiny_model: Path) -> None:
-    methods = ev.build_methods(["cf", "diffmatte"], models=[str(tiny_model), str(tiny_model)], steps=[2, 1, 2])
+def test_build_methods_one_per_model_and_steps(tiny_vit_file: Path) -> None:
+    methods = ev.build_methods(["cf", "diffmatte"], models=[str(tiny_vit_file), str(tiny_vit_file)], steps=[2, 1, 2])
     assert [m.spec.label for m in methods] == ["cf", "diffmatte:tiny@1", "diffmatte:tiny@2"]
     assert methods[1].spec.model_sha256 == methods[2].spec.model_sha256 and len(methods[1].spec.model_sha256) == 64
     with pytest.raises(InputError, match="steps must be"):
-        ev.build_methods(["diffmatte"], models=[str(tiny_model)], steps=[0])
+        ev.build_methods(["diffmatte"], models=[str(tiny_vit_file)], steps=[0])
     with pytest.raises(CheckpointError):
-        ev.build_methods(["diffmatte"], models=[str(tiny_model.parent / "missing.safetensors")])
+        ev.build_methods(["diffmatte"], models=[str(tiny_vit_file.parent / "missing.safetensors")])
 
 
 def test_quantised_prediction_is_what_gets_scored(tmp_path: Path) -> None:
@@ -369,9 +357,9 @@ def test_reports_are_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_cli_diffmatte_and_cf_in_one_run_then_cached(tmp_path: Path, tiny_model: Path) -> None:
+def test_cli_diffmatte_and_cf_in_one_run_then_cached(tmp_path: Path, tiny_vit_file: Path) -> None:
     data, out = make_alphamatting(tmp_path / "data"), tmp_path / "results"
-    args = ["--data", data, "-o", out, "--method", "diffmatte,cf", "--model", tiny_model, "--steps", "1,2"]
+    args = ["--data", data, "-o", out, "--method", "diffmatte,cf", "--model", tiny_vit_file, "--steps", "1,2"]
     first = invoke(*args)
     assert first.exit_code == 0, first.output
     # 2 images x 2 trimap sets x (diffmatte@1, diffmatte@2, cf)
@@ -400,10 +388,10 @@ def test_cli_diffmatte_and_cf_in_one_run_then_cached(tmp_path: Path, tiny_model:
     assert [[r[m] for m in metrics] for r in read_csv(out / "per_image.csv")] == [[r[m] for m in metrics] for r in rows]
 
 
-def test_cli_fp32_and_bf16_side_by_side(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_fp32_and_bf16_side_by_side(tmp_path: Path, tiny_vit_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("diffmatte.pipeline.cpu_has_fast_bf16", lambda: True)  # no emulation warning
     data, out = make_alphamatting(tmp_path / "data", names=("GT01",)), tmp_path / "results"
-    args = ["--data", data, "-o", out, "--model", tiny_model, "--steps", "1", "--trimap-set", "Trimap1"]
+    args = ["--data", data, "-o", out, "--model", tiny_vit_file, "--steps", "1", "--trimap-set", "Trimap1"]
     result = invoke(*args, "--precision", "fp32,bf16")
     assert result.exit_code == 0, result.output
     rows = read_csv(out / "per_image.csv")

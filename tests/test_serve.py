@@ -36,6 +36,8 @@ pytest.importorskip("multipart")
 
 from diffmatte.server import BackgroundServer, ServerConfig  # noqa: E402
 
+from .helpers import band_trimap, random_image
+
 HAS_AUTO = importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("rembg") is not None
 H, W = 48, 64
 REPO = Path(__file__).resolve().parents[1]
@@ -47,28 +49,12 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def model() -> DiffMatte:
-    torch.manual_seed(0)
-    return DiffMatte.from_config("tiny_vit")
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory, model: DiffMatte) -> Path:
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    model.save(path)
-    return path
-
-
 def _image(h: int = H, w: int = W, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    return random_image(h, w, seed)
 
 
 def _trimap(h: int = H, w: int = W) -> np.ndarray:
-    t = np.full((h, w), 128, np.uint8)
-    t[:, : w // 3] = 0
-    t[:, -w // 3 :] = 255
-    return t
+    return band_trimap(h, w)
 
 
 def _u8(alpha: np.ndarray) -> np.ndarray:
@@ -78,14 +64,14 @@ def _u8(alpha: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def server(model: DiffMatte) -> Iterator[BackgroundServer]:
+def server(tiny_vit: DiffMatte) -> Iterator[BackgroundServer]:
     config = ServerConfig(port=0, max_pixels=200_000, max_upload_bytes=3 * 2**20, queue_size=8)
-    with BackgroundServer(config, model, "tiny") as s:
+    with BackgroundServer(config, tiny_vit, "tiny") as s:
         yield s
 
 
-def _expected(model: DiffMatte, image: np.ndarray, trimap: np.ndarray, steps: int, seed: int) -> np.ndarray:
-    return _u8(model.predict(image, trimap, steps, seed))
+def _expected(tiny_vit: DiffMatte, image: np.ndarray, trimap: np.ndarray, steps: int, seed: int) -> np.ndarray:
+    return _u8(tiny_vit.predict(image, trimap, steps, seed))
 
 
 # -- the API: results ---------------------------------------------------------------------------
@@ -97,35 +83,35 @@ def test_health(server: BackgroundServer) -> None:
     assert body["version"] == __import__("diffmatte").__version__
 
 
-def test_matte_equals_predict(server: BackgroundServer, model: DiffMatte) -> None:
+def test_matte_equals_predict(server: BackgroundServer, tiny_vit: DiffMatte) -> None:
     image, trimap = _image(), _trimap()
     r = request(server.url + "/api/matte?steps=3", {"seed": 5}, {"image": png(image), "trimap": png(trimap)})
     assert r.status == 200 and r.headers["content-type"] == "image/png"
     got = r.image()
     assert got.shape == (H, W) and got.dtype == np.uint8
-    np.testing.assert_array_equal(got, _expected(model, image, trimap, 3, 5))
+    np.testing.assert_array_equal(got, _expected(tiny_vit, image, trimap, 3, 5))
     # seed matters, so the equality above is not an accident of the model ignoring noise
     other = request(server.url + "/api/matte?steps=3&seed=6", files={"image": png(image), "trimap": png(trimap)})
     assert not np.array_equal(other.image(), got)
 
 
-def test_seeds_and_uncertainty_equal_predict(server: BackgroundServer, model: DiffMatte) -> None:
+def test_seeds_and_uncertainty_equal_predict(server: BackgroundServer, tiny_vit: DiffMatte) -> None:
     image, trimap = _image(seed=7), _trimap()
     files = {"image": png(image), "trimap": png(trimap)}
     mean = request(server.url + "/api/matte", {"steps": 2, "seed": 1, "seeds": 3}, files)
     spread = request(server.url + "/api/matte", {"steps": 2, "seed": 1, "seeds": 3, "output": "uncertainty"}, files)
     assert mean.status == 200 and spread.status == 200
-    alpha, std = model.predict(image, trimap, 2, 1, seeds=3, uncertainty=True)
+    alpha, std = tiny_vit.predict(image, trimap, 2, 1, seeds=3, uncertainty=True)
     np.testing.assert_array_equal(mean.image(), _u8(alpha))
     np.testing.assert_array_equal(spread.image(), _u8(2 * std))
     assert (spread.image()[trimap != 128] == 0).all() and spread.image().max() > 0
 
 
-def test_stream_with_seeds_ends_with_the_uncertainty_and_where_to_paint(server: BackgroundServer, model: DiffMatte) -> None:
+def test_stream_with_seeds_ends_with_the_uncertainty_and_where_to_paint(server: BackgroundServer, tiny_vit: DiffMatte) -> None:
     image, trimap = _image(seed=8), _trimap()
     r = request(server.url + "/api/matte/stream", {"steps": 2, "seed": 1, "seeds": 3}, {"image": png(image), "trimap": png(trimap)})
     last = json.loads(r.body.decode().splitlines()[-1])
-    alpha, u = model.predict(image, trimap, 2, 1, seeds=3, uncertainty=True)
+    alpha, u = tiny_vit.predict(image, trimap, 2, 1, seeds=3, uncertainty=True)
     shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(last["uncertainty"]))))
     np.testing.assert_array_equal(shown, _u8(2 * u))
     assert last["suggestions"] and all(len(b) == 4 for b in last["suggestions"])
@@ -133,21 +119,21 @@ def test_stream_with_seeds_ends_with_the_uncertainty_and_where_to_paint(server: 
     assert "uncertainty" not in json.loads(one.body.decode().splitlines()[-1])  # one seed: no map
 
 
-def test_cutout_outputs(server: BackgroundServer, model: DiffMatte) -> None:
+def test_cutout_outputs(server: BackgroundServer, tiny_vit: DiffMatte) -> None:
     image, trimap = _image(), _trimap()
     files = {"image": png(image), "trimap": png(trimap)}
     rgba = request(server.url + "/api/matte", {"steps": 2, "output": "cutout"}, files).image()
     assert rgba.shape == (H, W, 4)
-    np.testing.assert_array_equal(rgba[..., 3], _expected(model, image, trimap, 2, 0))
+    np.testing.assert_array_equal(rgba[..., 3], _expected(tiny_vit, image, trimap, 2, 0))
     rgb = request(server.url + "/api/matte", {"steps": 2, "output": "cutout", "background": "#00ff00"}, files).image()
     assert rgb.shape == (H, W, 3)
     assert (rgb[:, 0] == [0, 255, 0]).all()  # background columns of the trimap show the colour
-    alpha_png = png(_expected(model, image, trimap, 2, 0))
+    alpha_png = png(_expected(tiny_vit, image, trimap, 2, 0))
     again = request(server.url + "/api/cutout", files={"image": png(image), "alpha": alpha_png}).image()
     np.testing.assert_array_equal(again, rgba)
 
 
-def test_stream_sends_every_step_then_the_matte(server: BackgroundServer, model: DiffMatte) -> None:
+def test_stream_sends_every_step_then_the_matte(server: BackgroundServer, tiny_vit: DiffMatte) -> None:
     image, trimap = _image(seed=3), _trimap()
     r = request(server.url + "/api/matte/stream", {"steps": 4, "seed": 2}, {"image": png(image), "trimap": png(trimap)})
     assert r.status == 200 and r.headers["content-type"].startswith("application/x-ndjson")
@@ -157,7 +143,7 @@ def test_stream_sends_every_step_then_the_matte(server: BackgroundServer, model:
     def decode(item: dict) -> np.ndarray:
         return np.asarray(Image.open(io.BytesIO(base64.b64decode(item["alpha"]))))
 
-    frames = model.predict(image, trimap, 4, 2, trajectory=True)
+    frames = tiny_vit.predict(image, trimap, 4, 2, trajectory=True)
     for item, frame in zip(lines[:-1], frames, strict=True):
         np.testing.assert_array_equal(decode(item), _u8(frame))
     full = request(server.url + "/api/matte", {"steps": 4, "seed": 2}, {"image": png(image), "trimap": png(trimap)})
@@ -165,7 +151,7 @@ def test_stream_sends_every_step_then_the_matte(server: BackgroundServer, model:
 
 
 @pytest.mark.skipif(not HAS_AUTO, reason="automatic trimaps need diffmatte[auto]")
-def test_automatic_trimap(server: BackgroundServer, model: DiffMatte) -> None:
+def test_automatic_trimap(server: BackgroundServer, tiny_vit: DiffMatte) -> None:
     from diffmatte.trimap import auto_trimap
 
     image = np.asarray(Image.open(REPO / "examples" / "lemur.jpg").resize((170, 110)))
@@ -176,13 +162,13 @@ def test_automatic_trimap(server: BackgroundServer, model: DiffMatte) -> None:
     np.testing.assert_array_equal(tri.image(), np.select([expected_tri == 0, expected_tri == 1], [0, 255], 128))
     r = request(server.url + "/api/matte", {"steps": 2, "band": 4}, {"image": data})
     assert r.status == 200
-    np.testing.assert_array_equal(r.image(), _expected(model, image, tri.image(), 2, 0))
+    np.testing.assert_array_equal(r.image(), _expected(tiny_vit, image, tri.image(), 2, 0))
 
 
-def test_refine_changes_only_the_window(server: BackgroundServer, model: DiffMatte) -> None:
+def test_refine_changes_only_the_window(server: BackgroundServer, tiny_vit: DiffMatte) -> None:
     h, w = 96, 128
     image, trimap = _image(h, w, seed=4), _trimap(h, w)
-    before = _expected(model, image, trimap, 2, 1)
+    before = _expected(tiny_vit, image, trimap, 2, 1)
     edited = trimap.copy()
     edited[40:48, 70:78] = 255
     fields = {"steps": 2, "seed": 1, "box": "70,40,78,48", "window": 32}
@@ -197,7 +183,7 @@ def test_refine_changes_only_the_window(server: BackgroundServer, model: DiffMat
     np.testing.assert_array_equal(got[outside], before[outside])
     assert (got[40:48, 70:78] == 255).all()
     lib = refine_window(
-        model, image.astype(np.float32) / 255, _tri(edited), before.astype(np.float32) / 255, Box(70, 40, 78, 48),
+        tiny_vit, image.astype(np.float32) / 255, _tri(edited), before.astype(np.float32) / 255, Box(70, 40, 78, 48),
         steps=2, seed=1, window=32,
     )
     np.testing.assert_array_equal(got, _u8(lib.alpha))
@@ -207,7 +193,7 @@ def _tri(t: np.ndarray) -> np.ndarray:
     return np.select([t == 0, t == 255], [0.0, 1.0], 0.5).astype(np.float32)
 
 
-def test_sessions_do_not_mix(server: BackgroundServer, model: DiffMatte) -> None:
+def test_sessions_do_not_mix(server: BackgroundServer, tiny_vit: DiffMatte) -> None:
     """Concurrent clients with different images each get the matte of their own image."""
     images = [_image(seed=10 + i) for i in range(6)]
     trimap = _trimap()
@@ -219,7 +205,7 @@ def test_sessions_do_not_mix(server: BackgroundServer, model: DiffMatte) -> None
     with ThreadPoolExecutor(6) as pool:
         results = list(pool.map(call, range(6)))
     for i, got in enumerate(results):
-        np.testing.assert_array_equal(got, _expected(model, images[i], trimap, 2, i))
+        np.testing.assert_array_equal(got, _expected(tiny_vit, images[i], trimap, 2, i))
 
 
 # -- the API: errors ----------------------------------------------------------------------------
@@ -276,13 +262,13 @@ def test_bad_refine_requests(server: BackgroundServer) -> None:
     assert r.status == 400 and "alpha is 40x40 but the image is 64x48" in r.error()
 
 
-def test_a_refine_window_over_the_pixel_budget_is_refused(model: DiffMatte) -> None:
+def test_a_refine_window_over_the_pixel_budget_is_refused(tiny_vit: DiffMatte) -> None:
     files = {"image": png(_image()), "trimap": png(_trimap()), "alpha": png(_trimap())}
-    with BackgroundServer(ServerConfig(port=0, max_refine_pixels=3000), model, "tiny") as s:
+    with BackgroundServer(ServerConfig(port=0, max_refine_pixels=3000), tiny_vit, "tiny") as s:
         r = _post(s, "/api/refine", {"box": "1,1,5,5", "steps": 1}, files)  # the window is the whole 64x48 image
         assert r.status == 413 and "the window to re-matte is 64x48 (0.0 MP), above this server's refine limit" in r.error()
         assert request(s.url + "/api/health").status == 200
-    with BackgroundServer(ServerConfig(port=0, max_refine_pixels=3072), model, "tiny") as s:
+    with BackgroundServer(ServerConfig(port=0, max_refine_pixels=3072), tiny_vit, "tiny") as s:
         assert _post(s, "/api/refine", {"box": "1,1,5,5", "steps": 1}, files).status == 200
 
 
@@ -352,9 +338,9 @@ def test_upload_temp_files_are_removed(server: BackgroundServer) -> None:
 
 
 @pytest.mark.parametrize("queue_size", [0, 1])
-def test_busy_queue_answers_503_with_retry_after(model: DiffMatte, queue_size: int) -> None:
+def test_busy_queue_answers_503_with_retry_after(tiny_vit: DiffMatte, queue_size: int) -> None:
     release = threading.Event()
-    with BackgroundServer(ServerConfig(port=0, queue_size=queue_size), model, "tiny") as s:
+    with BackgroundServer(ServerConfig(port=0, queue_size=queue_size), tiny_vit, "tiny") as s:
         s.engine.submit(lambda ctx: release.wait(30))  # running
         for _ in range(queue_size):
             s.engine.submit(lambda ctx: None)  # waiting: now the queue is full
@@ -372,9 +358,9 @@ def test_busy_queue_answers_503_with_retry_after(model: DiffMatte, queue_size: i
         assert r.status == 200
 
 
-def test_time_limit(model: DiffMatte) -> None:
+def test_time_limit(tiny_vit: DiffMatte) -> None:
     files = {"image": png(_image()), "trimap": png(_trimap())}
-    with BackgroundServer(ServerConfig(port=0, time_limit=0.3, max_sample_steps=1000), model, "tiny") as s:
+    with BackgroundServer(ServerConfig(port=0, time_limit=0.3, max_sample_steps=1000), tiny_vit, "tiny") as s:
         t0 = time.monotonic()
         r = request(s.url + "/api/matte", {"steps": 1000}, files)
         assert r.status == 503 and "time limit of 0.3 s" in r.error()
@@ -418,13 +404,13 @@ def test_window_choice() -> None:
     assert edit_box(old, new) == Box(3, 2, 4, 3) and edit_box(old, old) is None
 
 
-def test_refine_window_covering_the_image_is_a_full_run(model: DiffMatte) -> None:
+def test_refine_window_covering_the_image_is_a_full_run(tiny_vit: DiffMatte) -> None:
     image = _image().astype(np.float32) / 255
     trimap = _tri(_trimap())
     previous = np.full((H, W), 0.3, np.float32)
-    out = refine_window(model, image, trimap, previous, Box(20, 10, 30, 20), steps=3, seed=9, window=512)
+    out = refine_window(tiny_vit, image, trimap, previous, Box(20, 10, 30, 20), steps=3, seed=9, window=512)
     assert out.window == Box(0, 0, W, H)
-    np.testing.assert_array_equal(out.alpha, model.predict(image, trimap, 3, 9))
+    np.testing.assert_array_equal(out.alpha, tiny_vit.predict(image, trimap, 3, 9))
 
 
 def test_a_refine_window_above_the_working_size_is_matted_at_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -447,7 +433,7 @@ def test_a_refine_window_above_the_working_size_is_matted_at_it(monkeypatch: pyt
     np.testing.assert_array_equal(out.alpha, small.predict(image, trimap, 2, 9))  # the whole image: predict itself
 
 
-def test_refine_window_exact_parts(model: DiffMatte) -> None:
+def test_refine_window_exact_parts(tiny_vit: DiffMatte) -> None:
     h, w = 96, 160
     image = _image(h, w, seed=1).astype(np.float32) / 255
     trimap = _tri(_trimap(h, w))
@@ -456,7 +442,7 @@ def test_refine_window_exact_parts(model: DiffMatte) -> None:
     edited[40:50, 60:70] = 1.0
     box = edit_box(trimap, edited)
     assert box == Box(60, 40, 70, 50)
-    out = refine_window(model, image, edited, previous, box, steps=2, seed=0, window=48, context=20, feather=8)
+    out = refine_window(tiny_vit, image, edited, previous, box, steps=2, seed=0, window=48, context=20, feather=8)
     win = out.window
     # edit + context is 50 px a side, more than the 48 asked: 64 px on the 32 px grid, grown by a
     # block where the grid cut the context (rows 64..70)
@@ -470,17 +456,17 @@ def test_refine_window_exact_parts(model: DiffMatte) -> None:
     # the core (past the ramp) is the window's own matte with the seed's full-image noise
     noise = torch.randn((1, 1, h, w), generator=torch.Generator().manual_seed(0))[..., win.slices[0], win.slices[1]]
     img_t = torch.from_numpy(image[win.slices].transpose(2, 0, 1).copy())[None]
-    own = model.sample(img_t, torch.from_numpy(tri.copy())[None, None], 2, noise=noise.contiguous()).alpha[0, 0].numpy()
+    own = tiny_vit.sample(img_t, torch.from_numpy(tri.copy())[None, None], 2, noise=noise.contiguous()).alpha[0, 0].numpy()
     np.testing.assert_array_equal(inside[8:-8, 8:-8], own[8:-8, 8:-8])
     with pytest.raises(InputError, match="feather must lie in 0..context"):
-        refine_window(model, image, edited, previous, box, feather=30, context=20)
+        refine_window(tiny_vit, image, edited, previous, box, feather=30, context=20)
 
 
-def test_predict_on_step_frames_equal_the_trajectory(model: DiffMatte) -> None:
+def test_predict_on_step_frames_equal_the_trajectory(tiny_vit: DiffMatte) -> None:
     image, trimap = _image(), _trimap()
     seen: list[tuple[int, np.ndarray]] = []
-    alpha = model.predict(image, trimap, 3, 4, on_step=lambda k, f: seen.append((k, f)))
-    frames = model.predict(image, trimap, 3, 4, trajectory=True)
+    alpha = tiny_vit.predict(image, trimap, 3, 4, on_step=lambda k, f: seen.append((k, f)))
+    frames = tiny_vit.predict(image, trimap, 3, 4, trajectory=True)
     assert [k for k, _ in seen] == [0, 1, 2]
     for (_, f), g in zip(seen[:-1], frames[:-1], strict=True):
         np.testing.assert_array_equal(f, g)
@@ -490,7 +476,7 @@ def test_predict_on_step_frames_equal_the_trajectory(model: DiffMatte) -> None:
         raise RuntimeError("stop")
 
     with pytest.raises(RuntimeError, match="stop"):
-        model.predict(image, trimap, 3, 4, on_step=stop)
+        tiny_vit.predict(image, trimap, 3, 4, on_step=stop)
 
 
 # -- the command and a load test ----------------------------------------------------------------
@@ -528,13 +514,13 @@ def _rss_kib(pid: int, field: str) -> int:
 
 
 @pytest.mark.slow
-def test_cli_serve_warns_on_every_interface_and_refuses_a_busy_port(model_file: Path) -> None:
-    proc, url = _start("--model", str(model_file), "--host", "0.0.0.0")
+def test_cli_serve_warns_on_every_interface_and_refuses_a_busy_port(tiny_vit_file: Path) -> None:
+    proc, url = _start("--model", str(tiny_vit_file), "--host", "0.0.0.0")
     try:
         assert request(url + "/api/health").json()["preset"] == "tiny_vit"
         port = url.rsplit(":", 1)[1]
         busy = subprocess.run(
-            [sys.executable, "-m", "diffmatte", "serve", "--model", str(model_file), "--host", "0.0.0.0", "--port", port],
+            [sys.executable, "-m", "diffmatte", "serve", "--model", str(tiny_vit_file), "--host", "0.0.0.0", "--port", port],
             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")}, timeout=60,
         )
         assert busy.returncode == 2
@@ -545,9 +531,9 @@ def test_cli_serve_warns_on_every_interface_and_refuses_a_busy_port(model_file: 
 
 
 @pytest.mark.slow
-def test_load_twenty_concurrent_requests(model_file: Path, model: DiffMatte) -> None:
+def test_load_twenty_concurrent_requests(tiny_vit_file: Path, tiny_vit: DiffMatte) -> None:
     """Every request gets its matte or a 503 with Retry-After; the server stays up; memory stays bounded."""
-    proc, url = _start("--model", str(model_file), "--queue", "4")
+    proc, url = _start("--model", str(tiny_vit_file), "--queue", "4")
     try:
         trimap = png(_trimap())
         # 100 steps (about 0.4 s a request here) so that the queue surely fills
@@ -568,7 +554,7 @@ def test_load_twenty_concurrent_requests(model_file: Path, model: DiffMatte) -> 
         for r in busy:
             assert int(r.headers["retry-after"]) >= 1 and "busy" in r.error()
         for i in ok:
-            np.testing.assert_array_equal(replies[i].image(), _expected(model, images[i], _trimap(), 100, i))
+            np.testing.assert_array_equal(replies[i].image(), _expected(tiny_vit, images[i], _trimap(), 100, i))
         assert request(url + "/api/health").status == 200
         peak = _rss_kib(proc.pid, "VmHWM")
         assert (peak - rss_warm) / 1024 < 150, f"peak RSS {peak / 1024:.0f} MiB vs {rss_warm / 1024:.0f} MiB warm"
@@ -655,7 +641,7 @@ def test_the_cli_and_the_server_load_through_one_session_and_decode_each_upload_
 
 
 def test_large_uploads_wait_on_disk_and_are_decoded_from_there(
-    server: BackgroundServer, model: DiffMatte, monkeypatch: pytest.MonkeyPatch
+    server: BackgroundServer, tiny_vit: DiffMatte, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import tempfile
 
@@ -675,7 +661,7 @@ def test_large_uploads_wait_on_disk_and_are_decoded_from_there(
     assert len(image_png) > 2000 > len(trimap_png)
     r = request(server.url + "/api/matte?steps=2&seed=4", files={"image": image_png, "trimap": trimap_png})
     assert r.status == 200
-    np.testing.assert_array_equal(r.image(), _expected(model, image, trimap, 2, 4))
+    np.testing.assert_array_equal(r.image(), _expected(tiny_vit, image, trimap, 2, 4))
     assert [f._rolled for f in made] == [True, False]  # the image went to disk, the small trimap did not
     r = request(server.url + "/api/matte", files={"image": b"", "trimap": trimap_png})
     assert r.status == 400 and "image: the upload is empty" in r.error()

@@ -35,38 +35,18 @@ from diffmatte.train import (
     stage_at,
 )
 
+from .helpers import disc_alpha, make_dim_layout, random_image
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 OFFICIAL_MODELS = ("vits", "vitb", "vits_1024", "res34", "swin_t")
-
-
-def _image(h: int, w: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-
-
-def _alpha(h: int, w: int) -> np.ndarray:
-    yy, xx = np.mgrid[:h, :w]
-    return np.clip((min(h, w) * 0.35 - np.hypot(yy - h / 2, xx - w / 2)) * 64 + 128, 0, 255).astype(np.uint8)
-
-
-def make_dim_layout(root: Path, n_fg: int = 3, n_bg: int = 2) -> Path:
-    """fg/, alpha/, bg/ folders with small images of different sizes (as in test_data.py)."""
-    for sub in ("fg", "alpha", "bg"):
-        (root / sub).mkdir(parents=True)
-    for i in range(n_fg):
-        h, w = 60 + 10 * i, 80 - 5 * i
-        Image.fromarray(_image(h, w, i)).save(root / "fg" / f"obj{i}.png")
-        Image.fromarray(_alpha(h, w)).save(root / "alpha" / f"obj{i}.png")
-    for i in range(n_bg):
-        Image.fromarray(_image(50 + 30 * i, 120, 100 + i)).save(root / "bg" / f"bg{i}.jpg")
-    return root
 
 
 def make_triplets(root: Path, n: int) -> Path:
     for sub in ("image", "alpha", "trimap"):
         (root / sub).mkdir(parents=True)
     for i in range(n):
-        a = _alpha(64, 80)
-        Image.fromarray(_image(64, 80, i)).save(root / "image" / f"{i}.png")
+        a = disc_alpha(64, 80)
+        Image.fromarray(random_image(64, 80, i)).save(root / "image" / f"{i}.png")
         Image.fromarray(a).save(root / "alpha" / f"{i}.png")
         Image.fromarray(np.where(a == 255, 255, np.where(a == 0, 0, 128)).astype(np.uint8)).save(root / "trimap" / f"{i}.png")
     return root
@@ -473,11 +453,11 @@ def test_the_gpu_training_script_runs_end_to_end_on_the_cpu(tmp_path: Path) -> N
     for sub in ("fg", "am/input", "am/gt", "backgrounds", "valset/image", "valset/alpha", "valset/trimap"):
         (data / sub).mkdir(parents=True)
     for i in range(2):
-        rgba = np.dstack([_image(70, 60, i), _alpha(70, 60)])
+        rgba = np.dstack([random_image(70, 60, i), disc_alpha(70, 60)])
         Image.fromarray(rgba).save(data / "fg" / f"cut{i}.png")
-        Image.fromarray(_image(80, 90, 10 + i)).save(data / "am" / "input" / f"GT0{i + 1}.png")
-        Image.fromarray(_alpha(80, 90)).save(data / "am" / "gt" / f"GT0{i + 1}.png")
-        Image.fromarray(_image(120, 150, 20 + i)).save(data / "backgrounds" / f"bg{i}.jpg")
+        Image.fromarray(random_image(80, 90, 10 + i)).save(data / "am" / "input" / f"GT0{i + 1}.png")
+        Image.fromarray(disc_alpha(80, 90)).save(data / "am" / "gt" / f"GT0{i + 1}.png")
+        Image.fromarray(random_image(120, 150, 20 + i)).save(data / "backgrounds" / f"bg{i}.jpg")
     (data / "backgrounds.csv").write_text("file,package,licence,width,height,group,split\n"
                                           "backgrounds/bg0.jpg,,,150,120,g0,train\nbackgrounds/bg1.jpg,,,150,120,g1,train\n")
     make_triplets(tmp_path / "v", n=1)
