@@ -29,13 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from diffmatte.evaluation.metrics import compute_all
 from diffmatte.io import read_alpha_u8, read_image, read_trimap_levels, trimap_from_array
-from diffmatte.metrics import compute_all
 
 
 def closed_form(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
-    """diffmatte.baselines.estimate_alpha("cf", ...) with only the preconditioner changed: method "cf-amg"."""
-    from diffmatte.baselines import estimate_alpha
+    """diffmatte.evaluation.baselines.estimate_alpha("cf", ...) with only the preconditioner changed: method "cf-amg"."""
+    from diffmatte.evaluation.baselines import estimate_alpha
 
     return estimate_alpha("cf-amg", image, trimap)
 

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from diffmatte import load_model
+from diffmatte.evaluation.metrics import sad
 from diffmatte.fusion import FusionConfig, confidence_weights, fuse, matting_system
 from diffmatte.hashing import sha256_file
 from diffmatte.io import read_alpha_u8, read_image, read_trimap_levels, trimap_from_array
-from diffmatte.metrics import sad
 from diffmatte.registry import resolve_model_path
 from diffmatte.selection import select_names
 from diffmatte.upsample import GuidedUpsampler, downscale_image, downscale_trimap, working_shape

@@ -52,8 +52,8 @@ def main() -> None:
     ap.add_argument("--plot", type=Path)
     args = ap.parse_args()
     from diffmatte import load_model
+    from diffmatte.evaluation.metrics import sad
     from diffmatte.io import load_pair, read_alpha_u8
-    from diffmatte.metrics import sad
     from diffmatte.selection import select_names
     from diffmatte.suggest import suggest_windows
 

@@ -42,9 +42,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     from diffmatte import load_model
+    from diffmatte.evaluation.metrics import sad
     from diffmatte.fusion import fuse
     from diffmatte.io import read_alpha_u8, read_image, read_trimap_levels, trimap_from_array
-    from diffmatte.metrics import sad
     from diffmatte.selection import select_names
     from diffmatte.upsample import GuidedUpsampler, downscale_image, downscale_trimap, working_shape
 

@@ -55,8 +55,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     from diffmatte import load_model
+    from diffmatte.evaluation.metrics import sad
     from diffmatte.io import read_alpha_u8, read_trimap_levels
-    from diffmatte.metrics import sad
     from diffmatte.selection import select_names
 
     root = args.data

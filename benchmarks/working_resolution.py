@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from diffmatte import load_model
+from diffmatte.evaluation.metrics import compute_all
 from diffmatte.io import read_alpha_u8, read_trimap_levels
-from diffmatte.metrics import compute_all
 from diffmatte.runtime import keep_freed_memory
 from diffmatte.selection import select_names, split_patterns
 

@@ -23,7 +23,7 @@ from diffmatte.data import ValidationSet, scan_triplets
 from diffmatte.data.files import ScanReport
 from diffmatte.models.modeling_diffmatte import DiffMatteNet
 from diffmatte.runtime import keep_freed_memory
-from diffmatte.train import _validate, get_train_preset
+from diffmatte.training.loop import _validate, get_train_preset
 
 
 def _net(sd: dict[str, torch.Tensor], stored: object, model: str) -> DiffMatteNet:

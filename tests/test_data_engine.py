@@ -11,13 +11,13 @@ from PIL import Image
 from diffmatte.data import DataConfig, build_train_dataset
 from diffmatte.data.backgrounds import backgrounds_for, build_manifest, read_manifest, read_train_only, write_manifest
 from diffmatte.data.engine import GENERATORS, synthetic_composite
-from diffmatte.data.hair import make_hair
-from diffmatte.data.procedural import render_strokes, soft_threshold
-from diffmatte.data.recolour import recolour
-from diffmatte.data.structures import KINDS as STRUCTURE_KINDS
-from diffmatte.data.structures import make_structure
-from diffmatte.data.transparent import KINDS as TRANSPARENT_KINDS
-from diffmatte.data.transparent import make_transparent
+from diffmatte.data.synthetic.hair import make_hair
+from diffmatte.data.synthetic.procedural import render_strokes, soft_threshold
+from diffmatte.data.synthetic.recolour import recolour
+from diffmatte.data.synthetic.structures import KINDS as STRUCTURE_KINDS
+from diffmatte.data.synthetic.structures import make_structure
+from diffmatte.data.synthetic.transparent import KINDS as TRANSPARENT_KINDS
+from diffmatte.data.synthetic.transparent import make_transparent
 from diffmatte.data.trimaps import benchmark_trimap, whole_object_trimap
 from diffmatte.data.valset import build_valset
 from diffmatte.errors import InputError

@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from diffmatte import evaluation as ev
-from diffmatte.baselines import estimate_alpha
 from diffmatte.cli import cli
 from diffmatte.errors import CheckpointError, InputError
+from diffmatte.evaluation.baselines import estimate_alpha
 from diffmatte.evaluation.comparison import compare
 
 H, W = 48, 56
@@ -204,7 +204,7 @@ def test_baselines_without_unknown_foreground_or_background() -> None:
 
 
 def test_baselines_keep_pymatting_prints_off_stdout(monkeypatch, capsys, caplog) -> None:
-    from diffmatte import baselines
+    from diffmatte.evaluation import baselines
 
     def chatty(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
         print("PERFORMANCE WARNING:\n    shift = 1e-4")  # as pymatting's ichol does
@@ -212,7 +212,7 @@ def test_baselines_keep_pymatting_prints_off_stdout(monkeypatch, capsys, caplog)
 
     monkeypatch.setattr(baselines, "_solver", lambda method: chatty)
     image, _, trimap = _arrays(0)
-    with caplog.at_level("INFO", logger="diffmatte.baselines"):
+    with caplog.at_level("INFO", logger="diffmatte.evaluation.baselines"):
         alpha = estimate_alpha("cf", image, trimap)
     assert capsys.readouterr().out == ""
     assert "pymatting: PERFORMANCE WARNING: shift = 1e-4" in caplog.text
@@ -461,7 +461,7 @@ def test_model_names_tell_run_folders_apart(tmp_path: Path) -> None:
 
 
 def test_a_solver_that_does_not_converge_leaves_that_image_empty_and_the_run_goes_on(tmp_path: Path, monkeypatch) -> None:
-    from diffmatte import baselines
+    from diffmatte.evaluation import baselines
 
     def stuck(image, trimap):  # what pymatting's cg raises after 10000 iterations
         raise ValueError("Conjugate gradient descent did not converge within 10000 iterations")

@@ -14,27 +14,27 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "diffmatte"
 
 # module (dotted, below diffmatte) or package prefix -> packages and modules it must not import
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "diffusion": ("video", "models", "encoders", "pipeline", "registry", "loading", "train", "cli", "evaluation"),
-    "encoders": ("video", "models", "pipeline", "registry", "loading", "train", "cli", "evaluation"),
-    "models": ("video", "onnx", "pipeline", "registry", "loading", "train", "cli", "evaluation"),
-    "registry": ("video", "pipeline", "models", "encoders", "loading", "train", "cli"),
+    "diffusion": ("video", "models", "encoders", "pipeline", "registry", "loading", "training", "cli", "evaluation"),
+    "encoders": ("video", "models", "pipeline", "registry", "loading", "training", "cli", "evaluation"),
+    "models": ("video", "onnx", "pipeline", "registry", "loading", "training", "cli", "evaluation"),
+    "registry": ("video", "pipeline", "models", "encoders", "loading", "training", "cli"),
     "hashing": ("video", "io", "models", "encoders", "diffusion", "pipeline", "registry", "cli"),
-    "fusion": ("video", "models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation"),
-    "laplacian": ("video", "models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation",
+    "fusion": ("video", "models", "encoders", "diffusion", "pipeline", "registry", "training", "cli", "data", "evaluation"),
+    "laplacian": ("video", "models", "encoders", "diffusion", "pipeline", "registry", "training", "cli", "data", "evaluation",
                   "fusion"),
-    "limits": ("video", "io", "models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation",
+    "limits": ("video", "io", "models", "encoders", "diffusion", "pipeline", "registry", "training", "cli", "data", "evaluation",
                "runtime", "errors"),
-    "suggest": ("video", "io", "models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation"),
-    "io": ("video", "models", "encoders", "diffusion", "pipeline", "registry", "train", "cli", "data", "evaluation"),
-    "pipeline": ("video", "train", "cli", "evaluation", "loading", "session", "server"),
-    "session": ("video", "train", "cli", "evaluation", "server"),
-    "train": ("cli",),
-    "data": ("video", "train", "cli", "evaluation", "pipeline"),
-    "evaluation": ("cli", "train"),
-    "video": ("cli", "train", "evaluation", "server"),
+    "suggest": ("video", "io", "models", "encoders", "diffusion", "pipeline", "registry", "training", "cli", "data", "evaluation"),
+    "io": ("video", "models", "encoders", "diffusion", "pipeline", "registry", "training", "cli", "data", "evaluation"),
+    "pipeline": ("video", "training", "cli", "evaluation", "loading", "session", "server"),
+    "session": ("video", "training", "cli", "evaluation", "server"),
+    "training": ("cli", "server", "video"),
+    "data": ("video", "training", "cli", "evaluation", "pipeline"),
+    "evaluation": ("cli", "training"),
+    "video": ("cli", "training", "evaluation", "server"),
     # ONNX is a network the pipeline holds, below it: the exporter and the runtime network
     # know the models, never the pipeline that runs them.
-    "onnx": ("video", "pipeline", "registry", "loading", "train", "cli", "evaluation", "server", "refine"),
+    "onnx": ("video", "pipeline", "registry", "loading", "training", "cli", "evaluation", "server", "refine"),
     # the version is a leaf any layer may name
     "_version": ("",),
 }

@@ -1,4 +1,4 @@
-"""Tests for diffmatte.metrics against the DIM MATLAB reference kit.
+"""Tests for diffmatte.evaluation.metrics against the DIM MATLAB reference kit.
 
 The kit lives outside the repository, in ``shared/reference/metrics`` next to
 the checkout (``/work/shared`` beside ``/work/main``).  Tests that need it are
@@ -21,8 +21,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from diffmatte import metrics
-from diffmatte.metrics import compute_all, conn, grad, mse, sad
+from diffmatte.evaluation import metrics
+from diffmatte.evaluation.metrics import compute_all, conn, grad, mse, sad
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -94,7 +94,7 @@ def test_check_metrics_script_passes() -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH", "")]))
     proc = subprocess.run(
-        [sys.executable, str(KIT / "check_metrics.py"), "diffmatte.metrics", "--path", str(SRC), "--rtol", "1e-3"],
+        [sys.executable, str(KIT / "check_metrics.py"), "diffmatte.evaluation.metrics", "--path", str(SRC), "--rtol", "1e-3"],
         capture_output=True,
         text=True,
         env=env,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from diffmatte import CheckpointError
+from diffmatte.evaluation.metrics import sad
 from diffmatte.hashing import sha256_file
 from diffmatte.loading import load_model
-from diffmatte.metrics import sad
 from diffmatte.registry import DEFAULT_MODEL, PACKAGED_MODELS, resolve_model_path
 
 from .conftest import SHARED

@@ -1,4 +1,4 @@
-"""Tests for the trainer (diffmatte.train) and `diffmatte train`: config, schedule, runs, resume, DDP."""
+"""Tests for the trainer (diffmatte.training.loop) and `diffmatte train`: config, schedule, runs, resume, DDP."""
 from __future__ import annotations
 
 import json
@@ -20,7 +20,7 @@ from diffmatte.errors import InputError
 from diffmatte.models.configuration import get_preset
 from diffmatte.models.modeling_diffmatte import DiffMatteNet
 from diffmatte.pipeline import DiffMatte
-from diffmatte.train import (
+from diffmatte.training.loop import (
     OptimConfig,
     TrainConfig,
     config_to_toml,
@@ -199,7 +199,7 @@ def test_a_time_budget_ends_the_run_validated_and_checkpointed(data_root: Path, 
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # A fake clock: every call is one second later, so a 5-second budget ends after a few steps
     # of a 100-step schedule, and a 2-second checkpoint interval saves between the step multiples.
-    import diffmatte.train as train_module
+    import diffmatte.training.loop as train_module
 
     clock = iter(range(10**6))
     monkeypatch.setattr(train_module.time, "monotonic", lambda: float(next(clock)))
@@ -317,7 +317,7 @@ def test_checkpoint_writes_are_atomic(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_initialisation_from_a_checkpoint_or_imagenet(tmp_path: Path) -> None:
     from diffmatte.checkpoint import save_safetensors
-    from diffmatte.train import _init_weights
+    from diffmatte.training.loop import _init_weights
 
     source = DiffMatteNet(get_preset("tiny_res34"))
     save_safetensors(source, source.config, tmp_path / "start.safetensors")
@@ -335,7 +335,7 @@ def test_initialisation_from_a_checkpoint_or_imagenet(tmp_path: Path) -> None:
 
 _DDP_WORKER = """
 import os, sys, torch
-from diffmatte.train import load_config, main
+from diffmatte.training.loop import load_config, main
 result = main(load_config("tiny_res34", sys.argv[2:]))
 torch.save(result.net.state_dict(), os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.pt"))
 """

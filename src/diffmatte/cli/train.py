@@ -1,4 +1,4 @@
-"""`diffmatte train CONFIG [--set KEY=VALUE ...]`: train a model (see diffmatte.train and docs/training.md)."""
+"""`diffmatte train CONFIG [--set KEY=VALUE ...]`: train a model (see diffmatte.training and docs/training.md)."""
 from __future__ import annotations
 
 import logging
@@ -12,7 +12,7 @@ __all__ = ["command"]
 def _list_presets(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from ..train import get_train_preset, list_train_presets
+    from ..training.loop import get_train_preset, list_train_presets
 
     for name in list_train_presets():
         p = get_train_preset(name)
@@ -40,7 +40,7 @@ def command(config: str | None, overrides: tuple[str, ...], resume: str | None, 
     """
     from ..errors import InputError
     from ..runtime import keep_freed_memory
-    from ..train import load_config, main
+    from ..training.loop import load_config, main
 
     if config is None and resume is None:
         raise click.UsageError("give a CONFIG (preset name or TOML file), or --resume RUN_DIR")

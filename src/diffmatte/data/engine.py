@@ -28,11 +28,11 @@ from scipy import ndimage
 from ..writers import to_uint8
 from . import augment as A
 from .files import read_background
-from .hair import make_hair
-from .procedural import Layer
-from .recolour import recolour
-from .structures import make_structure
-from .transparent import make_transparent
+from .synthetic.hair import make_hair
+from .synthetic.procedural import Layer
+from .synthetic.recolour import recolour
+from .synthetic.structures import make_structure
+from .synthetic.transparent import make_transparent
 from .trimaps import band_width, benchmark_trimap, whole_object_trimap
 
 __all__ = ["GENERATORS", "Composite", "make_layer", "load_background", "seen_through", "synthetic_composite"]

@@ -9,12 +9,12 @@ The pieces, in the order a run uses them:
    collected and raised at once as a :class:`DatasetError`, before any method runs.
 2. :func:`build_methods` turns method names into :class:`Method` objects: the DiffMatte model(s)
    (loaded once, one method per number of steps) and the classical baselines of
-   :mod:`diffmatte.baselines`. A :class:`Method` is just a spec and a predict function, so tests
+   :mod:`diffmatte.evaluation.baselines`. A :class:`Method` is just a spec and a predict function, so tests
    and new methods plug in without touching this module.
 3. :func:`evaluate` runs every method on every (image, trimap set) pair. A prediction is
    quantised to 8 bits the way ``cv2.imwrite`` does (DEFINITIONS.md, "Common conventions"),
    stored in a cache keyed by everything that determines it, and scored with
-   :func:`diffmatte.metrics.compute_all`. Re-runs only compute what is not cached.
+   :func:`diffmatte.evaluation.metrics.compute_all`. Re-runs only compute what is not cached.
 4. :func:`summarize` and :func:`write_reports` give the means per method and trimap set, a
    per-image CSV, a JSON summary, a Markdown table and matplotlib plots.
 

@@ -17,8 +17,8 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
 from ..io import is_image_file, read_trimap_levels
-from ..metrics import UNKNOWN_VALUE
 from ..selection import select_names
+from .metrics import UNKNOWN_VALUE
 
 __all__ = ["DatasetError", "Sample", "Dataset", "load_dataset", "select_names"]
 

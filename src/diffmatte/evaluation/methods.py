@@ -2,7 +2,7 @@
 
 :func:`build_methods` turns method names into :class:`Method` objects: the DiffMatte model(s)
 (loaded once, one method per number of steps and precision) and the classical baselines of
-:mod:`diffmatte.baselines`. A :class:`Method` is just a spec and a predict function, so tests
+:mod:`diffmatte.evaluation.baselines`. A :class:`Method` is just a spec and a predict function, so tests
 and new methods plug in without touching this package.
 """
 from __future__ import annotations
@@ -16,9 +16,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._version import __version__
-from ..baselines import CLASSICAL_METHODS, estimate_alpha, pymatting_version
 from ..errors import InputError
 from ..runtime import PRECISION_CHOICES, resolve_precision
+from .baselines import CLASSICAL_METHODS, estimate_alpha, pymatting_version
 
 __all__ = ["METHOD_NAMES", "MethodSpec", "Method", "build_methods"]
 

@@ -2,7 +2,7 @@
 
 A prediction is quantised to 8 bits the way ``cv2.imwrite`` does (DEFINITIONS.md, "Common
 conventions"), stored in a cache keyed by everything that determines it, and scored with
-:func:`diffmatte.metrics.compute_all`. Re-runs only compute what is not cached.
+:func:`diffmatte.evaluation.metrics.compute_all`. Re-runs only compute what is not cached.
 """
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from ..baselines import NoSolution
 from ..errors import DiffMatteError
 from ..io import read_alpha_u8, read_trimap_levels
-from ..metrics import compute_all
 from ..writers import atomic_write, to_uint8
+from .baselines import NoSolution
 from .dataset import Dataset, Sample
 from .methods import Method, MethodSpec
+from .metrics import compute_all
 
 logger = logging.getLogger("diffmatte.evaluation")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .writers import atomic_write
+from ..writers import atomic_write
 
 __all__ = ["truncate_metrics"]
 

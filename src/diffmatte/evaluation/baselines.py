@@ -27,8 +27,8 @@ from typing import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import DiffMatteError, InputError
-from .io import trimap_from_array
+from ..errors import DiffMatteError, InputError
+from ..io import trimap_from_array
 
 __all__ = ["CLASSICAL_METHODS", "NoSolution", "estimate_alpha", "pymatting_version"]
 

@@ -1,6 +1,6 @@
 """Train a DiffMatte model: one file that reads in the order it runs.
 
-The configuration (presets, TOML, ``--set``) is in :mod:`diffmatte.train_config`. Here:
+The configuration (presets, TOML, ``--set``) is in :mod:`diffmatte.training.config`. Here:
 distributed setup from torchrun's environment, data, model and optimiser, then the loop: draw times and noise, run the stage's passes,
 losses, step, log, validate, checkpoint. The objective is SPEC §6 (diffusion/losses.py),
 the data pipeline SPEC §7 (diffmatte.data).
@@ -40,9 +40,9 @@ import torch.distributed as torch_dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from ._version import __version__
-from .checkpoint import load_into, read_state_dict, save_safetensors
-from .data import (
+from .._version import __version__
+from ..checkpoint import load_into, read_state_dict, save_safetensors
+from ..data import (
     EpochSampler,
     ValidationSet,
     build_train_dataset,
@@ -50,18 +50,17 @@ from .data import (
     seed_worker,
     steps_per_epoch,
 )
-from .diffusion.losses import STAGES, Stage, draw_times, matting_losses
-from .diffusion.sampler import GaussianDiffusion
-from .errors import CheckpointError, InputError
-from .io import trimap_from_array
-from .models.configuration import DiffMatteConfig, get_preset
-from .models.evidence import widen_decoder_input
-from .models.modeling_diffmatte import DiffMatteNet
-from .models.objective import DiffusionObjective
-from .runlog import truncate_metrics
-from .runtime import autocast
-from .sharding import launched_world
-from .train_config import (
+from ..diffusion.losses import STAGES, Stage, draw_times, matting_losses
+from ..diffusion.sampler import GaussianDiffusion
+from ..errors import CheckpointError, InputError
+from ..io import trimap_from_array
+from ..models.configuration import DiffMatteConfig, get_preset
+from ..models.evidence import widen_decoder_input
+from ..models.modeling_diffmatte import DiffMatteNet
+from ..models.objective import DiffusionObjective
+from ..runtime import autocast
+from ..sharding import launched_world
+from .config import (
     OptimConfig,
     TrainConfig,
     ValConfig,
@@ -70,6 +69,7 @@ from .train_config import (
     list_train_presets,
     load_config,
 )
+from .runlog import truncate_metrics
 
 __all__ = [
     "OptimConfig",
@@ -311,8 +311,8 @@ def _image_grid(image: Tensor, trimap: Tensor, pred: Tensor, alpha: Tensor, rows
 @torch.no_grad()
 def _validate(net: DiffMatteNet, val_set: ValidationSet, val: ValConfig, device: torch.device) -> dict[str, float]:
     """Mean SAD, MSE, Grad and Conn (paper units) over the validation images."""
-    from .metrics import compute_all
-    from .pipeline import DiffMatte
+    from ..evaluation.metrics import compute_all
+    from ..pipeline import DiffMatte
 
     model = DiffMatte(net)  # samples in eval mode, then gives the network its modes back
     generator = torch.Generator().manual_seed(val.seed)
@@ -657,7 +657,7 @@ def _load_imagenet_encoder(net: DiffMatteNet) -> None:
             f"init_encoder = 'imagenet' exists only for the efficientnet_lite0 encoder (model lite0); "
             f"for {net.config.encoder!r} give a weights file"
         )
-    from .encoders.efficientnet_lite import load_imagenet_weights
+    from ..encoders.efficientnet_lite import load_imagenet_weights
 
     load_imagenet_weights(net.backbone)
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, get_args, get_origin, get_type_hints
 
-from .data import DataConfig
-from .diffusion.losses import LossConfig
-from .errors import InputError
-from .models.configuration import get_preset
-from .runtime import Precision
+from ..data import DataConfig
+from ..diffusion.losses import LossConfig
+from ..errors import InputError
+from ..models.configuration import get_preset
+from ..runtime import Precision
 
 try:
     import tomllib
