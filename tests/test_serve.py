@@ -665,3 +665,22 @@ def test_large_uploads_wait_on_disk_and_are_decoded_from_there(
     assert [f._rolled for f in made] == [True, False]  # the image went to disk, the small trimap did not
     r = request(server.url + "/api/matte", files={"image": b"", "trimap": trimap_png})
     assert r.status == 400 and "image: the upload is empty" in r.error()
+
+
+def test_a_short_fuzz_run_gets_no_500_and_every_answer_it_expects(tiny_vit: DiffMatte) -> None:
+    """benchmarks/fuzz_api.py's generator, 300 requests from 4 threads (the benchmark sends 10,000)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fuzz_api", REPO / "benchmarks" / "fuzz_api.py")
+    assert spec is not None and spec.loader is not None
+    fuzz = importlib.util.module_from_spec(spec)
+    sys.modules["fuzz_api"] = fuzz  # its dataclasses look their module up there
+    spec.loader.exec_module(fuzz)
+    config = ServerConfig(port=0, max_pixels=200_000, max_upload_bytes=2**20, queue_size=16, threads=1)
+    with BackgroundServer(config, tiny_vit, "tiny") as s:
+        result = fuzz.run_fuzz(s.url, 300, seed=7, workers=4, time_limit=120)
+    assert result["requests"] == 300 and result["health_after"] == 200
+    assert result["errors_500"] == [] and result["connection_failures"] == []
+    assert result["unexpected"] == []
+    kinds = result["status_by_kind"]
+    assert len(kinds) >= 20 and kinds["valid matte"] == {"200": kinds["valid matte"].get("200", 0)}

@@ -80,6 +80,8 @@ def _mapped(exc: BaseException) -> ApiError:
     """The status and message a job's exception is answered with."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, HTTPException):
+        return ApiError(exc.status_code, str(exc.detail))
     if isinstance(exc, Busy):
         return ApiError(503, str(exc), {"Retry-After": str(exc.retry_after)})
     if isinstance(exc, (TimeLimitExceeded, Unavailable)):
@@ -225,6 +227,8 @@ async def read_form(request: Request) -> Form:
         raise ApiError(413, f"request body over this server's upload limit of {mib:g} MiB") from None
     except MultiPartException as e:
         raise ApiError(400, f"malformed multipart body: {e.message}") from None
+    except HTTPException as e:  # Starlette's parser reports some malformed bodies this way
+        raise ApiError(e.status_code, f"malformed multipart body: {e.detail}") from None
     return Form(fields, files)
 
 
