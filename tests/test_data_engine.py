@@ -85,10 +85,27 @@ def test_structures(kind: str) -> None:
 
 
 def test_motion_blur_foreground_is_the_blurred_premultiplied_colour() -> None:
+    from diffmatte.data.synthetic.structures import _blurred
+
     layer = make_structure(np.random.default_rng(2), 128, 128, _photo(), "motion")
     inside = layer.alpha > 0.995
-    # an opaque core keeps its own colours; only the smear is mixed
     assert inside.any() and ((layer.alpha > 0.05) & (layer.alpha < 0.95)).sum() > 100
+    for kind in ("motion", "defocus"):
+        # One colour throughout: blurred premultiplied colour / blurred alpha is that colour
+        # everywhere the smear reaches, however thin; a colour blurred with the alpha
+        # (not divided by it) would darken towards the smear's edge.
+        colour = np.array([0.9, 0.3, 0.1], np.float32)
+        flat = _blurred(np.random.default_rng(3), 96, 96, np.broadcast_to(colour, (96, 96, 3)).copy(), kind)
+        smear = (flat.alpha > 0.01) & (flat.alpha < 0.9)
+        assert smear.sum() > 50, kind
+        np.testing.assert_allclose(flat.fg[smear], np.broadcast_to(colour, flat.fg[smear].shape), atol=2e-3)
+        # Two colours: in the smear between them the colour is their alpha-weighted mix.
+        two = np.zeros((96, 96, 3), np.float32)
+        two[:, :48] = (1.0, 0.0, 0.0)
+        two[:, 48:] = (0.0, 0.0, 1.0)
+        mixed = _blurred(np.random.default_rng(3), 96, 96, two, kind)
+        seen = mixed.fg[(mixed.alpha > 0.2)]
+        assert np.allclose(seen[:, 1], 0.0, atol=1e-3) and np.allclose(seen[:, 0] + seen[:, 2], 1.0, atol=2e-3), kind
 
 
 def test_recolour_keeps_the_shape_and_takes_other_colours() -> None:

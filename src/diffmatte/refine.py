@@ -123,8 +123,8 @@ def choose_window(edit: Box, h: int, w: int, window: int = 512, context: int = 6
     border. Its top-left corner lies on the ``align`` grid and its sides are multiples of
     ``align`` (except where it ends at the image's right or bottom edge), so the encoder's
     strided grid over the crop is the one it lays over the whole image (the pipeline pads at the
-    bottom and right); in benchmarks/serve_latency.py this brought the windowed matte 1.0-3.3x
-    closer to a full re-run wherever it moved the window.
+    bottom and right). Its effect on closeness to a full re-run is not measured cleanly
+    (docs/serve.md).
     """
     edit.check_inside(h, w, "edit box")
     if window < MIN_SIDE or context < 0:
