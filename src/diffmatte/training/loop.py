@@ -44,6 +44,7 @@ from .._version import __version__
 from ..checkpoint import load_into, read_state_dict, save_safetensors
 from ..data import (
     EpochSampler,
+    ScanReport,
     ValidationSet,
     build_train_dataset,
     scan_triplets,
@@ -403,55 +404,9 @@ def _run(
     log.info("diffmatte %s, torch %s, %d process(es) on %s, run folder %s", __version__, torch.__version__,
              dist.world_size, device, run_dir)
 
-    # -- data: every file checked before anything trains --------------------------------------
-    train_set, report = build_train_dataset(cfg.data, cfg.seed, skip_bad)
-    val_set = None
-    if cfg.val.image_dir and dist.main:
-        val_set = ValidationSet(
-            scan_triplets(cfg.val.image_dir, cfg.val.alpha_dir, cfg.val.trimap_dir, report, skip_bad, names=cfg.val.names),
-            cfg.val.max_side, cfg.data.erosion_range,
-        )
-    sampler = EpochSampler(train_set, dist.world_size, dist.rank, cfg.seed)
-    per_epoch = steps_per_epoch(sampler, cfg.batch_size)
-    if per_epoch < 1:
-        raise InputError(
-            f"{len(train_set)} training samples give no full batch of {cfg.batch_size} per process "
-            f"over {dist.world_size} process(es); lower batch_size"
-        )
-    workers = cfg.data.num_workers
-    loader = DataLoader(
-        train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, num_workers=workers,
-        worker_init_fn=seed_worker, persistent_workers=workers > 0, pin_memory=device.type == "cuda",
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
-
-    # -- model, optimiser, state ----------------------------------------------------------------
-    torch.manual_seed(cfg.seed)
-    model_config: DiffMatteConfig = get_preset(cfg.model)
-    net = DiffMatteNet(model_config)
-    if checkpoint is None:
-        _init_weights(net, cfg)
-    net.to(device).train()
-    groups = param_groups(net, cfg.optim.weight_decay, cfg.optim.layer_decay)
-    optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas)
-    ema = _EMA(net, cfg.optim.ema_decay) if cfg.optim.ema_decay else None
-    step, best = 0, None
-    if checkpoint is not None:
-        step, best, saved_world = _load_checkpoint(checkpoint, net, ema, optimizer, device)
-        log.info("resumed from %s at step %d", checkpoint, step)
-        if saved_world != dist.world_size:
-            log.warning("the run had %d process(es), now %d: the data order from here on differs from an "
-                        "uninterrupted run", saved_world, dist.world_size)
-    objective = DiffusionObjective(net, GaussianDiffusion(model_config.diffusion))
-    model: nn.Module = objective
-    if dist.world_size > 1:
-        # Buffers (BatchNorm statistics) stay per rank during training, as detectron2 trains;
-        # _sync_buffers averages them before validation and checkpoints. torch 2.13 renamed the flag.
-        ddp_params = inspect.signature(nn.parallel.DistributedDataParallel).parameters
-        no_buffer_sync = {"forward_sync_buffers" if "forward_sync_buffers" in ddp_params else "broadcast_buffers": False}
-        model = nn.parallel.DistributedDataParallel(
-            objective, device_ids=[dist.local_rank] if device.type == "cuda" else None, **no_buffer_sync
-        )
+    train_set, report, val_set, sampler, per_epoch, loader = _data(cfg, dist, device, skip_bad)
+    m = _model(cfg, dist, device, checkpoint)
+    net, optimizer, ema, model, step, best = m.net, m.optimizer, m.ema, m.model, m.step, m.best
     n_params = sum(p.numel() for p in net.parameters() if p.requires_grad)
     log.info("model %s: %.2f M trainable parameters; %d samples, %d steps per epoch", cfg.model, n_params / 1e6,
              len(train_set), per_epoch)
@@ -569,6 +524,74 @@ def _run(
         log.warning("%d bad files were skipped (listed above)", len(report.skipped))
     log.info("done: step %d of %d, run folder %s", step, cfg.max_steps, run_dir)
     return TrainResult(net, step, run_dir, best, len(report.skipped))
+
+
+def _data(
+    cfg: TrainConfig, dist: _Dist, device: torch.device, skip_bad: bool
+) -> tuple[Any, ScanReport, ValidationSet | None, EpochSampler, int, DataLoader]:
+    """Step 1: the data, every file checked before anything trains; the validation set on rank 0."""
+    train_set, report = build_train_dataset(cfg.data, cfg.seed, skip_bad)
+    val_set = None
+    if cfg.val.image_dir and dist.main:
+        val_set = ValidationSet(
+            scan_triplets(cfg.val.image_dir, cfg.val.alpha_dir, cfg.val.trimap_dir, report, skip_bad, names=cfg.val.names),
+            cfg.val.max_side, cfg.data.erosion_range,
+        )
+    sampler = EpochSampler(train_set, dist.world_size, dist.rank, cfg.seed)
+    per_epoch = steps_per_epoch(sampler, cfg.batch_size)
+    if per_epoch < 1:
+        raise InputError(
+            f"{len(train_set)} training samples give no full batch of {cfg.batch_size} per process "
+            f"over {dist.world_size} process(es); lower batch_size"
+        )
+    workers = cfg.data.num_workers
+    loader = DataLoader(
+        train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, num_workers=workers,
+        worker_init_fn=seed_worker, persistent_workers=workers > 0, pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    return train_set, report, val_set, sampler, per_epoch, loader
+
+
+@dataclass
+class _Model:
+    net: DiffMatteNet
+    optimizer: torch.optim.Optimizer
+    ema: "_EMA | None"
+    model: nn.Module  # what a step calls: the objective, wrapped in DDP over several processes
+    step: int
+    best: float | None
+
+
+def _model(cfg: TrainConfig, dist: _Dist, device: torch.device, checkpoint: Path | None) -> _Model:
+    """Step 2: the network (initialised, or resumed with its optimiser and EMA), the objective."""
+    torch.manual_seed(cfg.seed)
+    model_config: DiffMatteConfig = get_preset(cfg.model)
+    net = DiffMatteNet(model_config)
+    if checkpoint is None:
+        _init_weights(net, cfg)
+    net.to(device).train()
+    groups = param_groups(net, cfg.optim.weight_decay, cfg.optim.layer_decay)
+    optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas)
+    ema = _EMA(net, cfg.optim.ema_decay) if cfg.optim.ema_decay else None
+    step, best = 0, None
+    if checkpoint is not None:
+        step, best, saved_world = _load_checkpoint(checkpoint, net, ema, optimizer, device)
+        log.info("resumed from %s at step %d", checkpoint, step)
+        if saved_world != dist.world_size:
+            log.warning("the run had %d process(es), now %d: the data order from here on differs from an "
+                        "uninterrupted run", saved_world, dist.world_size)
+    objective = DiffusionObjective(net, GaussianDiffusion(model_config.diffusion))
+    model: nn.Module = objective
+    if dist.world_size > 1:
+        # Buffers (BatchNorm statistics) stay per rank during training, as detectron2 trains;
+        # _sync_buffers averages them before validation and checkpoints. torch 2.13 renamed the flag.
+        ddp_params = inspect.signature(nn.parallel.DistributedDataParallel).parameters
+        no_buffer_sync = {"forward_sync_buffers" if "forward_sync_buffers" in ddp_params else "broadcast_buffers": False}
+        model = nn.parallel.DistributedDataParallel(
+            objective, device_ids=[dist.local_rank] if device.type == "cuda" else None, **no_buffer_sync
+        )
+    return _Model(net, optimizer, ema, model, step, best)
 
 
 def _agreed(flag: bool, dist: _Dist) -> bool:
