@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .._version import __version__
 from ..errors import DiffMatteError
 from ..refine import Box
+from ..writers import to_uint8
 from .engine import (
     Busy,
     Cancelled,
@@ -36,11 +37,11 @@ from .engine import (
     JobContext,
     MatteRequest,
     RefineRequest,
+    ServerConfig,
     TimeLimitExceeded,
     TooLarge,
     Unavailable,
     encode_png,
-    to_uint8,
 )
 
 __all__ = ["create_app", "ApiError"]
@@ -281,33 +282,63 @@ class FrameBuffer:
         return self._items.popleft()
 
 
-def create_app(engine: Engine, model_name: str) -> ASGIApp:
-    """The ASGI app of ``diffmatte serve`` around a running engine."""
-    cfg = engine.config
+def _steps_and_seed(form: Form, cfg: ServerConfig) -> tuple[int, int]:
+    steps = form.integer("steps", cfg.default_steps, 1, cfg.max_sample_steps) or cfg.default_steps
+    return steps, form.integer("seed", 0, 0, 2**63 - 1) or 0
 
-    def matte_request(form: Form) -> MatteRequest:
-        return MatteRequest(
-            image=form.file("image") or b"",
-            trimap=form.file("trimap", required=False),
-            steps=form.integer("steps", cfg.default_steps, 1, cfg.max_sample_steps) or cfg.default_steps,
-            seed=form.integer("seed", 0, 0, 2**63 - 1) or 0,
-            band=form.integer("band", None, 1, 1000),
-            seeds=form.integer("seeds", 1, 1, cfg.max_seeds) or 1,
-        )
 
-    async def run(fn: Callable[[JobContext], Any]) -> Any:
-        future, ctx = engine.submit(fn)
+def _matte_request(form: Form, cfg: ServerConfig) -> MatteRequest:
+    steps, seed = _steps_and_seed(form, cfg)
+    return MatteRequest(
+        image=form.file("image") or b"",
+        trimap=form.file("trimap", required=False),
+        steps=steps,
+        seed=seed,
+        band=form.integer("band", None, 1, 1000),
+        seeds=form.integer("seeds", 1, 1, cfg.max_seeds) or 1,
+    )
+
+
+def _refine_request(form: Form, cfg: ServerConfig) -> RefineRequest:
+    steps, seed = _steps_and_seed(form, cfg)
+    return RefineRequest(
+        image=form.file("image") or b"",
+        trimap=form.file("trimap") or b"",
+        alpha=form.file("alpha") or b"",
+        box=_box(form),
+        steps=steps,
+        seed=seed,
+        window=form.integer("window", 512, 32, 8192) or 512,
+    )
+
+
+def _b64(png: bytes) -> str:
+    return base64.b64encode(png).decode("ascii")
+
+
+class _Api:
+    """The endpoints: each parses its request (a 400 names the field), hands a job to the
+    engine's worker and answers with what the job returns."""
+
+    def __init__(self, engine: Engine, model_name: str) -> None:
+        self.engine = engine
+        self.cfg = engine.config
+        self.model_name = model_name
+
+    async def _run(self, fn: Callable[[JobContext], Any]) -> Any:
+        future, ctx = self.engine.submit(fn)
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             ctx.cancelled.set()
             raise
 
-    async def health(request: Request) -> Response:
+    async def health(self, request: Request) -> Response:
+        cfg, engine = self.cfg, self.engine
         return JSONResponse(
             {
                 "status": "ok",
-                "model": model_name,
+                "model": self.model_name,
                 "preset": engine.model.config.name,
                 "version": __version__,
                 "running": engine.running,
@@ -322,13 +353,14 @@ def create_app(engine: Engine, model_name: str) -> ASGIApp:
             }
         )
 
-    async def matte(request: Request) -> Response:
+    async def matte(self, request: Request) -> Response:
         form = await read_form(request)
-        req = matte_request(form)
+        req = _matte_request(form, self.cfg)
         output = form.choice("output", "alpha", ("alpha", "cutout", "uncertainty"))
         if output == "uncertainty" and req.seeds < 2:
             raise ApiError(400, "output=uncertainty is the spread of several samples: send seeds of 2 or more")
         background = form.fields.get("background") or None
+        engine = self.engine
 
         def job(ctx: JobContext) -> bytes:
             image, alpha, spread = engine.matte(ctx, req, uncertainty=output == "uncertainty")
@@ -338,32 +370,30 @@ def create_app(engine: Engine, model_name: str) -> ASGIApp:
                 return encode_png(to_uint8(alpha))
             return engine.render_cutout(image, alpha, background)
 
-        png = await run(job)
+        png = await self._run(job)
         return Response(png, media_type="image/png", headers={"X-Diffmatte-Steps": str(req.steps)})
 
-    async def matte_stream(request: Request) -> Response:
+    async def matte_stream(self, request: Request) -> Response:
         form = await read_form(request)
-        req = matte_request(form)
+        req = _matte_request(form, self.cfg)
         loop = asyncio.get_running_loop()
         items = FrameBuffer()
+        engine = self.engine
 
         def put(item: dict[str, Any] | BaseException | None) -> None:
             loop.call_soon_threadsafe(items.put, item)
-
-        def b64(png: bytes) -> str:
-            return base64.b64encode(png).decode("ascii")
 
         def job(ctx: JobContext) -> None:
             try:
                 _, alpha, spread = engine.matte(
                     ctx,
                     req,
-                    on_frame=lambda k, f: put({"step": k + 1, "steps": req.steps, "alpha": b64(encode_png(to_uint8(f)))}),
+                    on_frame=lambda k, f: put({"step": k + 1, "steps": req.steps, "alpha": _b64(encode_png(to_uint8(f)))}),
                     uncertainty=req.seeds > 1,
                 )
-                done: dict[str, Any] = {"done": True, "steps": req.steps, "alpha": b64(encode_png(to_uint8(alpha)))}
+                done: dict[str, Any] = {"done": True, "steps": req.steps, "alpha": _b64(encode_png(to_uint8(alpha)))}
                 if spread is not None:  # with several seeds: where the matte is unsure, and where to paint
-                    done["uncertainty"] = b64(engine.uncertainty_png(spread))
+                    done["uncertainty"] = _b64(engine.uncertainty_png(spread))
                     done["suggestions"] = engine.suggestions(spread)
                 put(done)
             except BaseException as e:
@@ -390,70 +420,73 @@ def create_app(engine: Engine, model_name: str) -> ASGIApp:
 
         return StreamingResponse(lines(), media_type="application/x-ndjson", headers={"Cache-Control": "no-store"})
 
-    async def trimap(request: Request) -> Response:
+    async def trimap(self, request: Request) -> Response:
         form = await read_form(request)
         image = form.file("image") or b""
         band = form.integer("band", None, 1, 1000)
-        png = await run(lambda ctx: engine.trimap_png(ctx, image, band))
+        png = await self._run(lambda ctx: self.engine.trimap_png(ctx, image, band))
         return Response(png, media_type="image/png")
 
-    async def refine(request: Request) -> Response:
-        form = await read_form(request)
-        req = RefineRequest(
-            image=form.file("image") or b"",
-            trimap=form.file("trimap") or b"",
-            alpha=form.file("alpha") or b"",
-            box=_box(form),
-            steps=form.integer("steps", cfg.default_steps, 1, cfg.max_sample_steps) or cfg.default_steps,
-            seed=form.integer("seed", 0, 0, 2**63 - 1) or 0,
-            window=form.integer("window", 512, 32, 8192) or 512,
-        )
+    async def refine(self, request: Request) -> Response:
+        req = _refine_request(await read_form(request), self.cfg)
+        engine = self.engine
 
         def job(ctx: JobContext) -> tuple[bytes, Box]:
             alpha, win = engine.refine(ctx, req)
             return encode_png(to_uint8(alpha)), win
 
-        png, win = await run(job)
+        png, win = await self._run(job)
         window = f"{win.left},{win.top},{win.right},{win.bottom}"
         return Response(png, media_type="image/png", headers={"X-Diffmatte-Window": window})
 
-    async def cutout(request: Request) -> Response:
+    async def cutout(self, request: Request) -> Response:
         form = await read_form(request)
         image, alpha = form.file("image") or b"", form.file("alpha") or b""
         background = form.fields.get("background") or None
-        png = await run(lambda ctx: engine.cutout_png(ctx, image, alpha, background))
+        png = await self._run(lambda ctx: self.engine.cutout_png(ctx, image, alpha, background))
         return Response(png, media_type="image/png")
 
-    async def index(request: Request) -> Response:
-        return FileResponse(str(_STATIC / "index.html"), headers=_HTML_HEADERS)
 
-    def api(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-        async def wrapped(request: Request) -> Response:
-            try:
-                return await endpoint(request)
-            except Exception as e:  # every error is answered; _mapped logs the ones that are bugs
-                m = _mapped(e)
-                return error_response(m.status, str(m), m.headers)
+def _answered(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """An API endpoint whose every exception becomes its JSON error answer (_mapped logs bugs)."""
 
-        return wrapped
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except Exception as e:
+            m = _mapped(e)
+            return error_response(m.status, str(m), m.headers)
 
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        return error_response(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+    return wrapped
 
-    async def internal_error(request: Request, exc: Exception) -> Response:
-        return error_response(500, f"internal error ({type(exc).__name__}); the server log has the details")
 
+async def _index(request: Request) -> Response:
+    return FileResponse(str(_STATIC / "index.html"), headers=_HTML_HEADERS)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # outside the API routes (404, 405, static files), in the same one-line JSON
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    return error_response(500, f"internal error ({type(exc).__name__}); the server log has the details")
+
+
+def create_app(engine: Engine, model_name: str) -> ASGIApp:
+    """The ASGI app of ``diffmatte serve`` around a running engine."""
+    api = _Api(engine, model_name)
     routes = [
-        Route("/", index),
-        Route("/api/health", health),
-        Route("/api/matte", api(matte), methods=["POST"]),
-        Route("/api/matte/stream", api(matte_stream), methods=["POST"]),
-        Route("/api/trimap", api(trimap), methods=["POST"]),
-        Route("/api/refine", api(refine), methods=["POST"]),
-        Route("/api/cutout", api(cutout), methods=["POST"]),
+        Route("/", _index),
+        Route("/api/health", api.health),
+        Route("/api/matte", _answered(api.matte), methods=["POST"]),
+        Route("/api/matte/stream", _answered(api.matte_stream), methods=["POST"]),
+        Route("/api/trimap", _answered(api.trimap), methods=["POST"]),
+        Route("/api/refine", _answered(api.refine), methods=["POST"]),
+        Route("/api/cutout", _answered(api.cutout), methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(_STATIC)), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: internal_error})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error})
     app.state.engine = engine
     return LimitsMiddleware(app, engine)

@@ -42,7 +42,6 @@ __all__ = [
     "MatteRequest",
     "RefineRequest",
     "encode_png",
-    "to_uint8",
 ]
 
 _log = logging.getLogger("diffmatte.server")
