@@ -9,7 +9,7 @@ bodies over the upload limit; wrong methods and paths) and stops by itself after
 should be none), 503s (by design: a full queue), connection failures, and the server's RSS over
 time (is it flat after warm-up?).
 
-    python benchmarks/fuzz_api.py --requests 10000 --json benchmarks/results/fuzz_api.json
+    python benchmarks/fuzz_api.py --requests 10000 --probe 3000 --json benchmarks/results/fuzz_api.json
 
 tests/test_serve.py runs `run_fuzz` itself on a short count.
 """
@@ -281,6 +281,29 @@ def run_fuzz(base: str, count: int, seed: int = 0, workers: int = 4, time_limit:
     }
 
 
+PROBES: dict[str, Callable[[random.Random, Assets], Case]] = {
+    "health": lambda rng, a: Case("health", "GET", "/api/health", expect=(200,)),
+    "valid matte": lambda rng, a: _post("valid matte", "/api/matte", {"steps": 1}, {"image": a.image, "trimap": a.trimap}, (200,)),
+    "bad field value": _bad_values,
+    "malformed": _malformed,
+}
+
+
+def probe(base: str, pid: int, count: int, seed: int = 0) -> dict[str, list[float]]:
+    """RSS (MiB, every 500 requests) while one kind of request is sent ``count`` times, one at a time."""
+    out = {}
+    for kind, make in PROBES.items():
+        rng = random.Random(seed)
+        assets = Assets(rng)
+        rss = []
+        for i in range(count + 1):
+            send(base, make(rng, assets))
+            if i % 500 == 0:
+                rss.append(round(_rss_mib(pid), 1))
+        out[kind] = rss
+    return out
+
+
 def _start_server(model: Path, workdir: Path) -> tuple[subprocess.Popen, str]:
     cmd = [sys.executable, "-m", "diffmatte", "serve", "--model", str(model), "--port", "0", "--max-upload-mb", "1",
            "--queue", "16", "--max-pixels", "200000", "--threads", "1"]
@@ -306,6 +329,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-limit", type=float, default=1800.0)
     p.add_argument("--model", type=Path, help="checkpoint to serve (default: a tiny random-weight tiny_vit)")
+    p.add_argument("--probe", type=int, default=0, metavar="N",
+                   help="afterwards, N requests of each of a few kinds one at a time, RSS every 500 (a fresh server)")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -324,6 +349,13 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(30)
+        if args.probe:
+            proc, url = _start_server(model, Path(tmp))
+            try:
+                result["probe_rss_mib_every_500"] = probe(url, proc.pid, args.probe, args.seed)
+            finally:
+                proc.terminate()
+                proc.wait(30)
     result.update(command=" ".join(["python", *sys.argv]), machine=platform.processor() or platform.machine(),
                   model=str(args.model or "tiny_vit, random weights (seed 0)"))
     print(f"{result['requests']} requests in {result['seconds']} s, {args.workers} workers, seed {args.seed}\n")
@@ -333,6 +365,8 @@ def main() -> None:
     print(f"\n500s: {len(result['errors_500'])}; unexpected statuses: {len(result['unexpected'])}; "
           f"connection failures: {len(result['connection_failures'])}; health after: {result['health_after']}")
     print("RSS MiB (after n requests):", ", ".join(f"{n}: {m}" for n, _, m in result["rss_mib"]))
+    for kind, rss in result.get("probe_rss_mib_every_500", {}).items():
+        print(f"one kind at a time, {kind}: RSS MiB every 500 requests {rss}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
         print(f"wrote {args.json}")
