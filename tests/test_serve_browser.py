@@ -9,6 +9,7 @@ import base64
 import importlib.util
 import io
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -337,3 +338,29 @@ def test_the_uncertainty_view_shows_the_apis_map_and_outlines_where_to_paint(pag
     _drag(page, [(60, 60), (80, 60)])  # a correction: the map no longer describes the matte on screen
     page.wait_for_selector("#status:has-text('re-matted the window')", timeout=60_000)
     assert page.evaluate("() => window.diffmatte.unsure") is None and page.input_value("#view") == "alpha"
+
+
+def test_one_click_re_mattes_the_outlined_window_with_more_steps(page: Page, server: BackgroundServer) -> None:
+    _open_lemur(page, server)
+    page.set_input_files("#trimap-file", str(REPO / "examples" / "lemur_trimap.png"))
+    page.wait_for_selector("body[data-state=trimap]")
+    assert page.is_disabled("#rematte")  # no suggestion yet
+    page.check("#unsure")
+    page.fill("#steps", "2")
+    page.click("#run")
+    page.wait_for_selector("body[data-state=done]", timeout=60_000)
+    page.wait_for_selector("#rematte:not([disabled])")
+    left, top, right, bottom = page.evaluate("() => window.diffmatte.suggestions[0]")
+    before = _shown_alpha(page)
+    page.click("#rematte")
+    page.wait_for_selector("#status:has-text('re-matted the window')", timeout=60_000)
+    assert "with 4 steps" in _status(page)  # twice the steps field's 2
+    win = [int(v) for v in re.search(r"window (\d+),(\d+),(\d+),(\d+)", _status(page)).groups()]
+    assert win[0] <= left and win[1] <= top and win[2] >= right and win[3] >= bottom  # it holds the outline
+    after = _shown_alpha(page)
+    outside = np.ones_like(after, bool)
+    outside[win[1]:win[3], win[0]:win[2]] = False
+    assert (after != before).any() and (after[outside] == before[outside]).all()
+    assert page.is_disabled("#rematte")  # the outline described the matte before: gone with it
+    page.click("#undo")
+    np.testing.assert_array_equal(_shown_alpha(page), before)

@@ -47,6 +47,7 @@ function enable() {
   $("save-alpha").disabled = S.alphaPng === null;
   $("save-cutout").disabled = S.cutoutPng === null;
   document.querySelector("#view option[value=uncertainty]").disabled = S.unsure === null;
+  $("rematte").disabled = S.suggestions.length === 0 || S.busy;
 }
 
 // The uncertainty belongs to the matte it came with: any other matte on screen drops it.
@@ -498,12 +499,15 @@ async function run() {
   }
 }
 
-async function refine() {
+// A correction (the stroke's box, the steps field) or, with `more`, the outlined window where
+// the seeds disagree most, re-matted with twice the steps.
+async function refine(more = false) {
   const box = S.box, gen = S.generation;
-  const n = steps();
-  if (n === null) { S.stroke = null; render(); return; }
+  const asked = steps();
+  if (asked === null) { S.stroke = null; render(); return; }
+  const n = more ? Math.min(2 * asked, S.maxSteps) : asked;
   S.busy = true; enable(); setState("refining");
-  status("re-matting around the stroke…");
+  status(more ? `re-matting the outlined window with ${n} steps…` : "re-matting around the stroke…");
   const t0 = performance.now();
   try {
     const response = await post("/api/refine", {
@@ -522,7 +526,7 @@ async function refine() {
     if ($("view").value === "trimap") $("view").value = "alpha";
     render();
     const ms = Math.round(performance.now() - t0);
-    status(`re-matted the window ${win} (left,top,right,bottom) in ${ms} ms.`);
+    status(`re-matted the window ${win} (left,top,right,bottom) with ${n} steps in ${ms} ms.`);
     setState("done");
     S.busy = false; enable();
     await updateCutout();
@@ -535,6 +539,12 @@ async function refine() {
 }
 
 $("run").addEventListener("click", run);
+$("rematte").addEventListener("click", () => {
+  if (!S.suggestions.length || S.busy) return;
+  pushUndo(); // Undo takes the re-matted window back, as for a stroke
+  S.box = S.suggestions[0].slice();
+  refine(true);
+});
 
 // -- views and downloads ------------------------------------------------------------------------
 for (const id of ["view", "bg", "colour", "split"]) $(id).addEventListener("input", () => render());
