@@ -10,7 +10,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from diffmatte.registry import load_model
+from diffmatte.loading import load_model
 from diffmatte.server import BackgroundServer, ServerConfig
 
 REPO = Path(__file__).resolve().parents[1]

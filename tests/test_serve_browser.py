@@ -364,3 +364,13 @@ def test_one_click_re_mattes_the_outlined_window_with_more_steps(page: Page, ser
     assert page.is_disabled("#rematte")  # the outline described the matte before: gone with it
     page.click("#undo")
     np.testing.assert_array_equal(_shown_alpha(page), before)
+
+
+def test_the_status_line_sits_above_the_picture(page: Page, server: BackgroundServer) -> None:
+    _open_lemur(page, server)
+    status, picture = page.locator("#status").bounding_box(), page.locator("#canvas").bounding_box()
+    assert status is not None and picture is not None
+    # right above the picture (not at the end of the controls, below the fold on a laptop screen)
+    assert 0 <= picture["y"] - (status["y"] + status["height"]) <= 12
+    assert status["x"] <= picture["x"] + picture["width"] and picture["x"] <= status["x"] + status["width"]
+    assert status["y"] + status["height"] < 768
