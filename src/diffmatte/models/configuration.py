@@ -1,6 +1,7 @@
 """DiffMatteConfig: which encoder, which decoder widths, which diffusion; named presets."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -94,8 +95,18 @@ def _stride32(name: str, encoder: str, width: int, **enc: Any) -> DiffMatteConfi
     )
 
 
+def _with_evidence(config: DiffMatteConfig) -> DiffMatteConfig:
+    """``config`` whose decoder also sees the colour evidence (issue 22 item 2): its first layer
+    takes 7 + 5 channels, and the weights of ``config`` widen into it (models.evidence)."""
+    from .evidence import EVIDENCE_CHANNELS
+
+    first = config.decoder.downsample_in[0] + EVIDENCE_CHANNELS
+    decoder = dataclasses.replace(config.decoder, downsample_in=(first, *config.decoder.downsample_in[1:]))
+    return dataclasses.replace(config, decoder=decoder, name=f"{config.name}_evidence", evidence=True)
+
+
 def _build_presets() -> dict[str, DiffMatteConfig]:
-    return {
+    presets = {
         # the official models (configs/ViTS.py, ViTB.py, ViTS_1024.py, res34.py, swin_t.py)
         "vits": _vit("vits"),
         "vitb": _vit("vitb", embed_dim=768, heads=12),
@@ -110,15 +121,6 @@ def _build_presets() -> dict[str, DiffMatteConfig]:
             decoder=DUNetConfig(downsample_in=(7, 16, 32, 64, 64), upsample_in=(320, 128, 128, 64, 32, 16)),
             name="lite0",
         ),
-        # lite0 whose decoder also sees the colour evidence (issue 22 item 2): the decoder's
-        # first layer takes 12 channels; lite0 weights widen into it (models.evidence).
-        "lite0_evidence": DiffMatteConfig(
-            encoder="efficientnet_lite0",
-            encoder_config=encoder_config("efficientnet_lite0"),
-            decoder=DUNetConfig(downsample_in=(12, 16, 32, 64, 64), upsample_in=(320, 128, 128, 64, 32, 16)),
-            name="lite0_evidence",
-            evidence=True,
-        ),
         # tiny models for tests and smoke runs (seconds on a CPU, not for real mattes)
         "tiny_vit": DiffMatteConfig(
             encoder="vit",
@@ -127,15 +129,6 @@ def _build_presets() -> dict[str, DiffMatteConfig]:
             ),
             decoder=DUNetConfig(downsample_in=(7, 8, 8, 16), upsample_in=(32, 16, 16, 8, 8), head_channels=8),
             name="tiny_vit",
-        ),
-        "tiny_vit_evidence": DiffMatteConfig(
-            encoder="vit",
-            encoder_config=encoder_config(
-                "vit", embed_dim=32, num_heads=2, depth=2, global_blocks=(1,), window_size=4, img_size=64
-            ),
-            decoder=DUNetConfig(downsample_in=(12, 8, 8, 16), upsample_in=(32, 16, 16, 8, 8), head_channels=8),
-            name="tiny_vit_evidence",
-            evidence=True,
         ),
         "tiny_res34": DiffMatteConfig(
             encoder="resnet34",
@@ -146,6 +139,10 @@ def _build_presets() -> dict[str, DiffMatteConfig]:
             name="tiny_res34",
         ),
     }
+    for name in ("lite0", "tiny_vit"):
+        evidence = _with_evidence(presets[name])
+        presets[evidence.name] = evidence
+    return presets
 
 
 _PRESETS: dict[str, DiffMatteConfig] = {}
