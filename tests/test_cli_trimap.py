@@ -67,7 +67,7 @@ def test_trimap_from_mask_errors(mask: np.ndarray, band: int, match: str) -> Non
 
 
 def test_default_band() -> None:
-    assert default_band(64, 80) == 5 and default_band(3000, 4000) == 40
+    assert default_band(64, 80) == 5 and default_band(3000, 4000) == 80
 
 
 # -- diffmatte trimap -----------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def band_option(f: F) -> F:
         type=click.IntRange(1),
         default=None,
         metavar="PX",
-        help="Half-width of the unknown band around the mask edge [default: 1% of the longer side, min 5].",
+        help="Half-width of the unknown band around the mask edge [default: 2% of the longer side, min 5].",
     )(f)
 
 
