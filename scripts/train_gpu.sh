@@ -11,7 +11,8 @@
 # checkpointed, and saves `last` every minute. OUT then holds the run folder: best/ and last/
 # (model and EMA weights), config.toml, metrics.jsonl, train.log. The device is chosen
 # automatically (CUDA if torch sees one, else the CPU), so the same script is tested on a CPU
-# with a tiny budget and tiny data (tests/test_train.py).
+# with a tiny budget and tiny data (tests/test_train.py). `--set model=lite0_evidence` trains the
+# colour-evidence variant (issue 22 item 2) from the same packaged weights, widened with zeros.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: scripts/train_gpu.sh OUT [MINUTES [--set key=value ...]]}
