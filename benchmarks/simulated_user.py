@@ -2,6 +2,12 @@
 
     python benchmarks/simulated_user.py --data ../shared/data/alphamatting_training_lowres --trimap-set Trimap2 \
         --images GT19-GT27 --json benchmarks/results/simulated_user_gt_trimap2.json --plot docs/simulated_user.png
+    python benchmarks/simulated_user.py --data runs/valset --images GT19-GT23,hair_* \
+        --json benchmarks/results/simulated_user_valset.json --plot docs/simulated_user_valset.png
+
+``--data`` is the alphamatting.com layout (input_training_lowres/, gt_training_lowres/,
+trimap_training_lowres/SET/) or the composited validation set's (image/, alpha/, trimap/:
+`make valset`).
 
 As interactive-matting papers measure it: each round the user corrects one window of --size px
 (inside it, every pixel the ground truth calls definite, alpha 0 or 1, is painted background or
@@ -42,7 +48,7 @@ def window_at(cy: int, cx: int, size: int, h: int, w: int) -> tuple[int, int, in
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True, help="alphamatting.com layout")
+    ap.add_argument("--data", type=Path, required=True, help="alphamatting.com or validation-set layout")
     ap.add_argument("--trimap-set", default="Trimap2")
     ap.add_argument("--images", default="GT19-GT27")
     ap.add_argument("--rounds", type=int, default=5)
@@ -56,17 +62,27 @@ def main() -> None:
     from diffmatte.io import load_pair, read_alpha_u8
     from diffmatte.selection import select_names
     from diffmatte.suggest import suggest_windows
+    from diffmatte.writers import to_uint8
 
     model = load_model("default")
     root = args.data
-    names, _ = select_names(sorted(p.stem for p in (root / "input_training_lowres").glob("*.png")),
-                            args.images.split(","))
+    valset = (root / "image").is_dir()
+    images = root / ("image" if valset else "input_training_lowres")
+    names, _ = select_names(sorted(p.stem for p in images.iterdir() if p.suffix == ".png"), args.images.split(","))
+
+    def files(name: str) -> tuple[Path, Path, Path]:
+        if valset:
+            return root / "image" / f"{name}.png", root / "trimap" / f"{name}.png", root / "alpha" / f"{name}.png"
+        return (root / "input_training_lowres" / f"{name}.png",
+                root / "trimap_training_lowres" / args.trimap_set / f"{name}.png",
+                root / "gt_training_lowres" / f"{name}.png")
+
     strategies = ("suggested", "largest unknown", "random")
     curves: dict[str, dict[str, list[float]]] = {s: {} for s in strategies}
     for name in names:
-        image, trimap0 = load_pair(root / "input_training_lowres" / f"{name}.png",
-                                   root / "trimap_training_lowres" / args.trimap_set / f"{name}.png")
-        truth8 = read_alpha_u8(root / "gt_training_lowres" / f"{name}.png")
+        image_file, trimap_file, alpha_file = files(name)
+        image, trimap0 = load_pair(image_file, trimap_file)
+        truth8 = read_alpha_u8(alpha_file)
         h, w = trimap0.shape
         rng = np.random.default_rng(0)
 
@@ -75,7 +91,7 @@ def main() -> None:
 
         def matte(tri: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
             alpha, u = model.predict(image, tri, 10, 0, seeds=args.seeds, uncertainty=True)
-            return alpha, u, sad(np.clip(np.rint(alpha * 255), 0, 255).astype(np.uint8), truth8, scored)
+            return alpha, u, sad(to_uint8(alpha), truth8, scored)
 
         first = matte(trimap0)
         for strategy in strategies:
@@ -103,7 +119,7 @@ def main() -> None:
             curves[strategy][name] = curve
             print(f"{name} {strategy}: " + " ".join(f"{v:.2f}" for v in curve), flush=True)
     means = {s: [statistics.mean(curves[s][n][r] for n in names) for r in range(args.rounds + 1)] for s in strategies}
-    print(f"\n{len(names)} images, {args.trimap_set}, windows of {args.size} px, {args.seeds} seeds, "
+    print(f"\n{len(names)} images, {'validation set' if valset else args.trimap_set}, windows of {args.size} px, {args.seeds} seeds, "
           f"model default ({model.precision}); mean SAD after each correction")
     print("| strategy | " + " | ".join(str(r) for r in range(args.rounds + 1)) + " |")
     print("|---|" + "---:|" * (args.rounds + 1))
@@ -124,7 +140,7 @@ def main() -> None:
             ax.plot(range(args.rounds + 1), means[s], marker="o", label=s)
         ax.set_xlabel(f"corrections ({args.size} px windows)")
         ax.set_ylabel("mean SAD")
-        ax.set_title(f"simulated user, {args.images} {args.trimap_set}")
+        ax.set_title(f"simulated user, {args.images} {'(validation set)' if valset else args.trimap_set}")
         ax.legend()
         fig.tight_layout()
         fig.savefig(args.plot)
