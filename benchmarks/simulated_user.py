@@ -66,16 +66,11 @@ def main() -> None:
 
     model = load_model("default")
     root = args.data
-    valset = (root / "image").is_dir()
-    images = root / ("image" if valset else "input_training_lowres")
-    names, _ = select_names(sorted(p.stem for p in images.iterdir() if p.suffix == ".png"), args.images.split(","))
+    from _layouts import LabelledSet
 
-    def files(name: str) -> tuple[Path, Path, Path]:
-        if valset:
-            return root / "image" / f"{name}.png", root / "trimap" / f"{name}.png", root / "alpha" / f"{name}.png"
-        return (root / "input_training_lowres" / f"{name}.png",
-                root / "trimap_training_lowres" / args.trimap_set / f"{name}.png",
-                root / "gt_training_lowres" / f"{name}.png")
+    data = LabelledSet(root, args.trimap_set)
+    valset, files = data.valset, data.files
+    names, _ = select_names(data.names(), args.images.split(","))
 
     strategies = ("suggested", "largest unknown", "random")
     curves: dict[str, dict[str, list[float]]] = {s: {} for s in strategies}

@@ -54,24 +54,16 @@ def main() -> None:
     ap.add_argument("--seeds", default="1,2,4,8", help="seed counts for the in-process table ('' skips it)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    from _layouts import LabelledSet
+
     from diffmatte import load_model
     from diffmatte.evaluation.metrics import sad
     from diffmatte.io import read_alpha_u8, read_trimap_levels
     from diffmatte.selection import select_names
 
-    root = args.data
-    valset = (root / "image").is_dir()
-
-    def files(name: str) -> tuple[Path, Path, Path]:
-        """(image, trimap, ground truth) of one image in either layout."""
-        if valset:
-            return root / "image" / f"{name}.png", root / "trimap" / f"{name}.png", root / "alpha" / f"{name}.png"
-        return (root / "input_training_lowres" / f"{name}.png",
-                root / "trimap_training_lowres" / args.trimap_set / f"{name}.png",
-                root / "gt_training_lowres" / f"{name}.png")
-
-    names, _ = select_names(sorted(p.stem for p in (root / ("image" if valset else "input_training_lowres")).glob("*.png")),
-                            args.images.split(","))
+    data = LabelledSet(args.data, args.trimap_set)
+    valset, files = data.valset, data.files
+    names, _ = select_names(data.names(), args.images.split(","))
     per_image: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
