@@ -127,3 +127,10 @@ def test_no_import_circle() -> None:
 
     for module in sorted(graph):
         visit(module, [])
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[_module_name(p) or "diffmatte" for p in MODULES])
+def test_no_module_over_700_lines(path: Path) -> None:
+    """One concept per module: a module that grows past 700 lines holds more than one."""
+    lines = len(path.read_text().splitlines())
+    assert lines <= 700, f"diffmatte.{_module_name(path)} has {lines} lines; split it"
