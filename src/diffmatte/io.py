@@ -57,6 +57,7 @@ from .writers import (
     save_rgb,
     save_rgba,
     save_trimap,
+    to_uint8,
 )
 
 if TYPE_CHECKING:
@@ -196,6 +197,11 @@ def _is_binary_file(x: Any) -> bool:
     return hasattr(x, "read") and hasattr(x, "seek") and not isinstance(x, Image.Image)
 
 
+def _is_file(x: Any) -> bool:
+    """A path, the bytes of a file or a binary file object: what ``_open`` reads."""
+    return isinstance(x, (str, os.PathLike, bytes, bytearray, memoryview)) or _is_binary_file(x)
+
+
 def _orientation(img: Image.Image | np.ndarray, name: str = "image") -> int:
     """EXIF orientation 1..8 (1 = upright; arrays have none).
 
@@ -239,7 +245,7 @@ def _hw(img: Image.Image | np.ndarray) -> tuple[int, int]:
 def _source(x: Any, what: str, max_pixels: int | None) -> Image.Image | np.ndarray:
     """A path or the bytes of a file are opened, a PIL image passed through, anything else
     taken as an array."""
-    if isinstance(x, (str, os.PathLike, bytes, bytearray, memoryview)) or _is_binary_file(x):
+    if _is_file(x):
         return _open(x, what, max_pixels)
     if isinstance(x, Image.Image):
         _check_pixels(x.height, x.width, max_pixels, what)
@@ -388,17 +394,13 @@ def read_image_u8(
         if warn_alpha and _has_transparency(img):
             warn_user(f"{name}: its alpha channel is ignored; the image is matted as RGB")
         return np.asarray(img.convert("RGB"))
-    return _round_u8(_pil_to_rgb(img, name))
+    return to_uint8(_pil_to_rgb(img, name))
 
 
 def read_rgba_u8(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> np.ndarray:
     """(H, W, 4) uint8 RGBA of a cutout (an image with its own alpha channel), EXIF applied."""
     name = f"cutout {path}"
     return np.asarray(_upright(_open(path, "cutout", max_pixels), name).convert("RGBA"))
-
-
-def _round_u8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(np.asarray(x, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
 def load_image(image: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str = "image") -> np.ndarray:
@@ -559,16 +561,15 @@ def read_alpha_u8(path: str | os.PathLike[str], max_pixels: int | None = None) -
         # 8-bit sources directly: no float round trip for the common case
         a = np.asarray(img.convert("L") if img.mode in ("L", "LA") else img.convert("RGB"))
         return np.ascontiguousarray(a if a.ndim == 2 else a[..., 0])
-    return _round_u8(_pil_alpha(img))
+    return to_uint8(_pil_alpha(img))
 
 
 def read_alpha(alpha: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str = "alpha") -> np.ndarray:
     """(H, W) float32 alpha in [0, 1] from a matte file, PIL image or array (uint8/uint16/float);
     ``name`` is what an array is called in errors."""
-    if isinstance(alpha, (str, os.PathLike)):
-        return _pil_alpha(_upright(_open(alpha, "alpha", max_pixels), f"alpha {alpha}")).astype(np.float32)
-    if isinstance(alpha, (bytes, bytearray, memoryview)) or _is_binary_file(alpha):
-        return _pil_alpha(_upright(_open(alpha, name, max_pixels), name)).astype(np.float32)
+    if _is_file(alpha):
+        label = f"{name} {alpha}" if isinstance(alpha, (str, os.PathLike)) else name
+        return _pil_alpha(_upright(_open(alpha, name, max_pixels), label)).astype(np.float32)
     if isinstance(alpha, Image.Image):
         _check_pixels(alpha.height, alpha.width, max_pixels, "alpha")
         return _pil_alpha(_upright(alpha, "alpha")).astype(np.float32)

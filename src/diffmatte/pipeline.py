@@ -69,7 +69,7 @@ class DiffMatte:
         self,
         net: DiffMatteNet | Network,
         diffusion: GaussianDiffusion | None = None,
-        precision: PrecisionChoice = "fp32",
+        precision: PrecisionChoice | None = None,
         options: InferenceOptions = FAST,
     ) -> None:
         """``net``: torch weights (a :class:`DiffMatteNet`) or any
@@ -79,6 +79,7 @@ class DiffMatte:
         matrix units do it several times faster); the sampler's arithmetic stays float32.
         ``"auto"`` picks bf16 where this device multiplies it natively, else fp32
         (:func:`diffmatte.runtime.resolve_precision`); ``self.precision`` is the one chosen.
+        None: fp32 for torch weights, a ``Network``'s own precision for a ``Network``.
         ``options`` are the torch decoder's speed paths (:class:`InferenceOptions`; ``PLAIN``
         turns them all off); they change time and memory, not results.
 
@@ -88,9 +89,9 @@ class DiffMatte:
         process (the command line does).
         """
         if isinstance(net, DiffMatteNet):
-            self.network: Network = TorchNetwork(net, precision, options)
+            self.network: Network = TorchNetwork(net, precision or "fp32", options)
         else:
-            self.network = net.with_precision(precision) if precision != "fp32" else net
+            self.network = net if precision is None else net.with_precision(precision)
         self.net = net
         self.precision: Precision = self.network.precision
         self.diffusion = diffusion or GaussianDiffusion(self.config.diffusion)

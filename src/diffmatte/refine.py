@@ -198,10 +198,9 @@ def refine_window(
     rows, cols = win.slices
     tri = trimap[rows, cols]
     out = np.array(previous_alpha, dtype=np.float32, copy=True)
-    working = model.config.working_megapixels
     if not bool((tri == 0.5).any()):
         new = tri.astype(np.float32)  # nothing unknown in the window: the trimap is the matte
-    elif working > 0 and working_shape(win.height, win.width, working) != (win.height, win.width):
+    elif working_shape(win.height, win.width, model.config.working_megapixels) != (win.height, win.width):
         # Above the working size: as predict would matte an image this large (its working
         # size, fusion and guided upsampling), so a window never costs more than a full run.
         new = model.predict(np.ascontiguousarray(image[rows, cols]), np.ascontiguousarray(tri), steps, seed,

@@ -152,7 +152,6 @@ class Engine:
 
     def __init__(self, config: ServerConfig, model: "DiffMatte") -> None:
         self.config = config
-        self.model = model
         self.session = MattingSession(model, config.max_pixels, config.threads)
         # Unbounded itself: admission is counted in _pending (waiting + running), so that
         # queue_size 0 means "only the running job" (Queue(maxsize=0) would mean no limit).
@@ -165,6 +164,10 @@ class Engine:
         self._mean_seconds = 1.0
         self._thread = threading.Thread(target=self._work, name="diffmatte-worker", daemon=True)
         self._thread.start()
+
+    @property
+    def model(self) -> "DiffMatte":
+        return self.session.model
 
     # -- queue --------------------------------------------------------------------------------
     @property
