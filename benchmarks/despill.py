@@ -1,0 +1,90 @@
+"""Does taking the old background's hue out of the cutout's edge colours ("despill") help?
+
+The lemur's automatic-trimap cutout keeps a green tint in fur the matte calls opaque, where no
+foreground estimator can act (alpha 1 means the colour is the image's). Keying tools answer
+that with a despill: near the matte's edge, remove the part of the foreground's chroma that
+points along the local background's chroma. This measures it where the truth is known: every
+image of the composited validation set, the packaged model's matte (its trimap, 10 steps,
+seed 0), the multi-level estimator's F and B, then F with the despill; each composited over
+mid-grey and compared with the true foreground over the same grey (sum over pixels of the mean
+|difference| over RGB, / 1000, like SAD).
+
+    python benchmarks/despill.py --data runs/valset --json benchmarks/results/despill_valset.json
+
+Variants: reach R (the despill fades out R px inside the opaque region, as a fraction of the
+longer side) and cap C (at most C times the background's own chroma is removed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from diffmatte.foreground import estimate_foreground_background
+from diffmatte.io import load_image, read_alpha
+from diffmatte.loading import load_model
+
+VARIANTS = {"none": None, "R 2%, C 0.3": (0.02, 0.3), "R 3%, C 0.3": (0.03, 0.3), "R 3%, C 1": (0.03, 1.0),
+            "R 5%, C 0.5": (0.05, 0.5)}
+
+
+def despill(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, reach: float, cap: float) -> np.ndarray:
+    depth = ndimage.distance_transform_edt(alpha >= 0.98)
+    weight = np.clip(1 - depth / max(reach, 1.0), 0, 1) * (alpha > 0)
+    bg_chroma = bg - bg.mean(-1, keepdims=True)
+    saturation = np.linalg.norm(bg_chroma, axis=-1, keepdims=True)
+    hue = bg_chroma / np.maximum(saturation, 1e-6)
+    spill = np.maximum(((fg - fg.mean(-1, keepdims=True)) * hue).sum(-1, keepdims=True), 0)
+    return np.clip(fg - weight[..., None] * np.minimum(spill, cap * saturation) * hue, 0, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("runs/valset"))
+    ap.add_argument("--cache", type=Path, default=Path("runs/despill_alpha"), help="the model's mattes (.npy), made if missing")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    manifest = {m["name"]: m["subset"] for m in json.loads((args.data / "manifest.json").read_text())["images"]}
+    model = None
+    rows = []
+    for name in sorted(manifest):
+        image = load_image(next((args.data / "image").glob(f"{name}.*")))
+        cached = args.cache / f"{name}.npy"
+        if not cached.exists():
+            model = model or load_model("default")
+            np.save(cached, model.predict(image, read_alpha(next((args.data / "trimap").glob(f"{name}.*"))), 10, 0))
+        alpha = np.load(cached)
+        truth = read_alpha(next((args.data / "alpha").glob(f"{name}.*")))[..., None]
+        true_fg = load_image(next((args.data / "fg").glob(f"{name}.*")))
+        fg, bg = estimate_foreground_background(image, alpha)
+        target = truth * true_fg + (1 - truth) * 0.5
+        row: dict[str, object] = {"image": name, "subset": manifest[name]}
+        for variant, v in VARIANTS.items():
+            f = fg if v is None else despill(fg, bg, alpha, v[0] * max(alpha.shape), v[1])
+            shown = alpha[..., None] * f + (1 - alpha[..., None]) * 0.5
+            row[variant] = float(np.abs(shown - target).mean(-1).sum() / 1000)
+        rows.append(row)
+        print(name, {k: round(x, 3) for k, x in row.items() if isinstance(x, float)}, flush=True)
+    print("\n| variant | mean | median | better / worse than none (of %d) |" % len(rows))
+    print("|---|---:|---:|---:|")
+    summary = {}
+    for variant in VARIANTS:
+        v = [float(r[variant]) for r in rows]  # type: ignore[arg-type]
+        base = [float(r["none"]) for r in rows]  # type: ignore[arg-type]
+        better = sum(x < b - 1e-6 for x, b in zip(v, base, strict=True))
+        worse = sum(x > b + 1e-6 for x, b in zip(v, base, strict=True))
+        summary[variant] = {"mean": round(statistics.mean(v), 3), "median": round(statistics.median(v), 3),
+                            "better": better, "worse": worse}
+        print(f"| {variant} | {summary[variant]['mean']} | {summary[variant]['median']} | {better} / {worse} |")
+    if args.json:
+        args.json.write_text(json.dumps({"command": "python benchmarks/despill.py --data runs/valset --json "
+                                         f"{args.json}", "rows": rows, "summary": summary}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
