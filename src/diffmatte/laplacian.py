@@ -16,6 +16,12 @@ box sums of ``[1, D_k, D_k mu_k, mu_k^T D_k mu_k]`` over a rectangle of centres 
 offset ``d`` alone, so each of the ``(4r+1)^2`` diagonals of the matrix is a few whole-image
 products. Float64 throughout: ``D_k`` reaches ``m / eps`` in flat windows, and the expanded
 terms cancel to the small entries the matrix holds.
+
+The rows are built in horizontal strips (each with the 4r rows around it that its windows
+reach), so that no array is larger than about 16 MB: glibc hands larger blocks back to the
+system when they are freed, and a 0.5 MP image's dozens of such arrays then cost more in page
+faults than in arithmetic (3.7 s against 0.56 s in one piece, in a process that has not called
+diffmatte.runtime.keep_freed_memory; the CLI has).
 """
 from __future__ import annotations
 
@@ -31,24 +37,54 @@ _N, _D, _V, _C = 0, slice(1, 7), slice(7, 10), 10
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
 
-def unknown_system(image: np.ndarray, trimap: np.ndarray, epsilon: float = 1e-7,
-                   radius: int = 1) -> tuple[sp.csr_matrix, np.ndarray]:
+# bytes of the window statistics (11 float64 channels) per pixel, and the most a strip may hold
+_STATS_BYTES = 11 * 8
+_STRIP_BYTES = 16 << 20
+
+
+def unknown_system(image: np.ndarray, trimap: np.ndarray, epsilon: float = 1e-7, radius: int = 1,
+                   strip_rows: int | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
     """``(L_uu, L_uk @ alpha_k)`` of closed-form matting's Laplacian, equal to pymatting's ``cf_laplacian``.
 
     Args:
         image: (h, w, 3) float in [0, 1].
         trimap: (h, w) in {0, 0.5, 1}; 0.5 is unknown.
+        strip_rows: rows built at a time; None: as many as fit in about 16 MB of statistics.
 
     Returns:
         ``L_uu`` as CSR over the unknown pixels in raster order, and the known pixels' part of
         each unknown row times the trimap, (n_unknown,) float64.
     """
     image, trimap = _crop_to_unknown(image, trimap, 2 * radius)
-    img = torch.from_numpy(np.ascontiguousarray(image, np.float64)).permute(2, 0, 1)
-    tri = torch.from_numpy(np.ascontiguousarray(trimap, np.float64))
-    unknown = tri == 0.5
-    stats = _window_stats(img, ~unknown, epsilon, radius)
-    return _assemble(_half_diagonals(stats, img, radius), tri, unknown, radius)
+    h, w = trimap.shape
+    margin = 4 * radius  # rows read diagonals up to 2r away, which read windows r further, each r tall
+    if strip_rows is None:
+        strip_rows = max(8 * radius, _STRIP_BYTES // (_STATS_BYTES * (w + 4 * radius)) - 2 * margin)
+    unknown_all = trimap == 0.5
+    n_u = int(unknown_all.sum())
+    # each unknown pixel's row of L_uu over the whole image: the strips share one numbering
+    index_all = np.full((h, w), -1, np.int64)
+    index_all[unknown_all] = np.arange(n_u)
+    matrices, known_parts = [], []
+    for y0 in range(0, h, strip_rows):
+        y1 = min(h, y0 + strip_rows)
+        top, bottom = max(0, y0 - margin), min(h, y1 + margin)
+        img = torch.from_numpy(np.ascontiguousarray(image[top:bottom], np.float64)).permute(2, 0, 1)
+        tri = torch.from_numpy(np.ascontiguousarray(trimap[top:bottom], np.float64))
+        unknown = tri == 0.5
+        rows = torch.zeros_like(unknown)
+        rows[y0 - top:y1 - top] = unknown[y0 - top:y1 - top]
+        if not bool(rows.any()):
+            continue
+        # windows within r of a cut are wrong (half outside the strip) and read by no row built here
+        stats = _window_stats(img, ~unknown, epsilon, radius)
+        matrix, known_part = _assemble(_half_diagonals(stats, img, radius), tri, rows,
+                                       torch.from_numpy(index_all[top:bottom]), n_u, radius)
+        matrices.append(matrix)
+        known_parts.append(known_part)
+    if not matrices:
+        return sp.csr_matrix((n_u, n_u)), np.zeros(n_u)
+    return sp.vstack(matrices, format="csr"), np.concatenate(known_parts)
 
 
 def _crop_to_unknown(image: np.ndarray, trimap: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
@@ -81,22 +117,23 @@ def _half_diagonals(stats: torch.Tensor, img: torch.Tensor, radius: int) -> dict
     return half
 
 
-def _assemble(half: dict[tuple[int, int], torch.Tensor], tri: torch.Tensor, unknown: torch.Tensor,
-              radius: int) -> tuple[sp.csr_matrix, np.ndarray]:
-    """The unknown rows as CSR and their known part times the trimap.
+def _assemble(half: dict[tuple[int, int], torch.Tensor], tri: torch.Tensor, rows: torch.Tensor,
+              index: torch.Tensor, n_columns: int, radius: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The rows of the unknown pixels marked in ``rows`` as CSR, and their known part times the trimap.
 
-    Everything is read at (unknown pixel, offset) from grids padded by 2r, through flat indices:
-    row i holds its neighbours i + d in raster order, so column indices ascend.
+    ``index`` holds each unknown pixel's row number in the whole matrix of ``n_columns`` (-1 for
+    known pixels).
+    Everything is read at (row pixel, offset) from grids padded by 2r, through flat indices: row
+    i holds its neighbours i + d in raster order, so column indices ascend.
     """
     span = 2 * radius
     h, w = tri.shape
     offsets = [(dy, dx) for dy in range(-span, span + 1) for dx in range(-span, span + 1)]
-    n_u = int(unknown.sum())
-    index = torch.full((h, w), -1, dtype=torch.int32)  # each unknown pixel's row, -1 for known ones
-    index[unknown] = torch.arange(n_u, dtype=torch.int32)
+    n_rows = int(rows.sum())
+    unknown = index >= 0
     index_pad = F.pad(index[None], (span,) * 4, value=-1)[0].reshape(-1)
     known_pad = F.pad(torch.where(unknown, 0.0, tri)[None], (span,) * 4)[0].reshape(-1)
-    cells = torch.nonzero(index_pad >= 0).squeeze(1)
+    cells = torch.nonzero(F.pad(rows[None], (span,) * 4)[0].reshape(-1)).squeeze(1)
     step = torch.tensor([dy * (w + 2 * span) + dx for dy, dx in offsets])
     at = cells[:, None] + step[None, :]  # (n_u, offsets): where each neighbour sits in the padded grid
     diagonals = torch.stack([F.pad(half[d][None], (span,) * 4)[0].reshape(-1) for d in half])
@@ -107,10 +144,10 @@ def _assemble(half: dict[tuple[int, int], torch.Tensor], tri: torch.Tensor, unkn
     known_part = (values * known_pad[at]).sum(1)
     column = index_pad[at]
     keep = column >= 0  # unknown neighbours (known ones and the padding are -1)
-    indptr = torch.zeros(n_u + 1, dtype=torch.int64)
+    indptr = torch.zeros(n_rows + 1, dtype=torch.int64)
     indptr[1:] = torch.cumsum(keep.sum(1), 0)
-    matrix = sp.csr_matrix((values[keep].numpy(), column[keep].numpy(), indptr.numpy().astype(np.int32)),
-                           shape=(n_u, n_u))
+    matrix = sp.csr_matrix((values[keep].numpy(), column[keep].numpy().astype(np.int32),
+                            indptr.numpy().astype(np.int32)), shape=(n_rows, n_columns))
     return matrix, known_part.numpy()
 
 
