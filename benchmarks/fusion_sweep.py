@@ -50,6 +50,15 @@ def _variants() -> dict[str, tuple[str, FusionConfig | None, bool]]:
         for iterations in (400, 1000):
             out[f"uniform {lam:g} x{iterations}"] = ("seed0", FusionConfig(strength=lam, floor=lam, iterations=iterations),
                                                      False)
+    for lam in (1e-5, 3e-6, 1e-6):
+        for iterations in (2000, 4000):
+            out[f"uniform {lam:g} x{iterations}"] = ("seed0", FusionConfig(strength=lam, floor=lam, iterations=iterations),
+                                                     False)
+    out["uniform 1e-06 x1000"] = ("seed0", FusionConfig(strength=1e-6, floor=1e-6, iterations=1000), False)
+    # anchored (sure foreground and background in the trimap) / unanchored
+    for iterations in (400, 600, 1000):
+        out[f"anchored 1e-06 x{iterations} / 0.0001 x400"] = ("seed0", FusionConfig(
+            strength=1e-6, floor=1e-6, iterations=iterations, unanchored_strength=1e-4, unanchored_iterations=400), False)
     out["uniform 0.0001 ichol"] = ("seed0", FusionConfig(strength=1e-4, floor=1e-4, iterations=400,
                                                          preconditioner="ichol", tolerance=1e-6), False)
     out["mean uniform 1e-05"] = ("mean", FusionConfig(strength=1e-5, floor=1e-5), False)
@@ -115,6 +124,7 @@ def main() -> None:
             t0 = time.perf_counter()
             a = mattes[0] if base == "seed0" else mattes.mean(axis=0)
             if cfg is not None:
+                cfg = cfg.for_trimap(tri_low)
                 w = confidence_weights(spread if use_spread else None, tri_low.shape, cfg)
                 a = fuse(img_low, tri_low, a, w, cfg, system)
             full = upsample(a) if upsample is not None else a

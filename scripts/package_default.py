@@ -27,10 +27,15 @@ def main() -> None:
     ap.add_argument("--fusion-strength", type=float, default=0.0,
                     help="turn fusion with closed-form's colour model on at this uniform weight (0 = off)")
     ap.add_argument("--fusion-iterations", type=int, default=50)
+    ap.add_argument("--fusion-unanchored-strength", type=float, default=None,
+                    help="the weight instead where the trimap lacks sure foreground or background")
+    ap.add_argument("--fusion-unanchored-iterations", type=int, default=None)
     ap.add_argument("-o", "--output", type=Path, default=DEST)
     args = ap.parse_args()
     sd, stored = read_state_dict(args.checkpoint)
-    fusion = (FusionConfig(strength=args.fusion_strength, floor=args.fusion_strength, iterations=args.fusion_iterations)
+    fusion = (FusionConfig(strength=args.fusion_strength, floor=args.fusion_strength, iterations=args.fusion_iterations,
+                           unanchored_strength=args.fusion_unanchored_strength,
+                           unanchored_iterations=args.fusion_unanchored_iterations)
               if args.fusion_strength > 0 else None)
     config = dataclasses.replace(config_for(sd, None, stored), working_megapixels=args.working_megapixels, fusion=fusion)
     net = DiffMatteNet(config)

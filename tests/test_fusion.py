@@ -54,7 +54,30 @@ def test_weights_fall_from_strength_to_floor_as_the_seeds_disagree() -> None:
     assert np.all(confidence_weights(None, (2, 3), cfg) == 1e-2)
 
 
-@pytest.mark.parametrize("bad", [dict(strength=0), dict(floor=1e-2, strength=1e-3), dict(iterations=0)])
+def test_a_trimap_without_sure_foreground_or_background_takes_the_unanchored_setting() -> None:
+    cfg = FusionConfig(strength=1e-6, floor=1e-6, iterations=1000, unanchored_strength=1e-4, unanchored_iterations=400)
+    _, trimap, _ = _scene()
+    assert cfg.for_trimap(trimap) is cfg  # both kinds known
+    for lacking in (np.where(trimap == 1, 0.5, trimap), np.where(trimap == 0, 0.5, trimap)):
+        used = cfg.for_trimap(lacking)
+        assert (used.strength, used.floor, used.iterations) == (1e-4, 1e-4, 400)
+        assert used.unanchored_strength is None and used.unanchored_iterations is None
+    plain = FusionConfig(strength=1e-4, floor=1e-5, iterations=50)
+    assert plain.for_trimap(np.full((4, 4), 0.5)) == plain  # nothing set: the same everywhere
+
+
+def test_the_unanchored_setting_survives_the_models_config() -> None:
+    import dataclasses
+
+    from diffmatte.models.configuration import DiffMatteConfig, get_preset
+
+    cfg = FusionConfig(strength=1e-6, floor=1e-6, iterations=1000, unanchored_strength=1e-4, unanchored_iterations=400)
+    config = dataclasses.replace(get_preset("lite0"), fusion=cfg)
+    assert DiffMatteConfig.from_dict(config.to_dict()).fusion == cfg
+
+
+@pytest.mark.parametrize("bad", [dict(strength=0), dict(floor=1e-2, strength=1e-3), dict(iterations=0),
+                                 dict(unanchored_strength=0.0), dict(unanchored_iterations=0)])
 def test_bad_fusion_settings_are_refused(bad: dict) -> None:
     with pytest.raises(ValueError, match="fusion"):
         FusionConfig(**bad)

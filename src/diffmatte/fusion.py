@@ -20,7 +20,7 @@ NumPy in, NumPy out.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,6 +45,11 @@ class FusionConfig:
     tolerance: float = 1e-10  # CG stops at this relative residual
     radius: int = 1  # Laplacian window radius (3x3 windows, as closed-form matting)
     epsilon: float = 1e-7  # Laplacian regulariser (pymatting's default)
+    # A trimap with no sure foreground (or no sure background) leaves the colour model nothing
+    # to pull alpha towards 1 (or 0): it drifts, and the network should keep more of its matte.
+    # There these replace strength (uniformly) and iterations; None: as everywhere else.
+    unanchored_strength: float | None = None
+    unanchored_iterations: int | None = None
 
     def __post_init__(self) -> None:
         if not (self.strength > 0 and 0 < self.floor <= self.strength):
@@ -53,6 +58,22 @@ class FusionConfig:
             raise ValueError(f"fusion.preconditioner must be jacobi or ichol, got {self.preconditioner!r}")
         if self.iterations < 1 or self.radius < 1 or self.spread_scale <= 0:
             raise ValueError("fusion.iterations, fusion.radius and fusion.spread_scale must be positive")
+        if (self.unanchored_strength is not None and not self.unanchored_strength > 0) or (
+                self.unanchored_iterations is not None and self.unanchored_iterations < 1):
+            raise ValueError("fusion.unanchored_strength and fusion.unanchored_iterations must be positive")
+
+    def for_trimap(self, trimap: np.ndarray) -> "FusionConfig":
+        """The setting for this trimap ({0, 0.5, 1}): the unanchored one where it lacks sure
+        foreground or sure background, this one otherwise."""
+        tri = np.asarray(trimap)
+        if (tri == 1).any() and (tri == 0).any():
+            return self
+        plain = replace(self, unanchored_strength=None, unanchored_iterations=None)
+        if self.unanchored_iterations is not None:
+            plain = replace(plain, iterations=self.unanchored_iterations)
+        if self.unanchored_strength is not None:
+            plain = replace(plain, strength=self.unanchored_strength, floor=self.unanchored_strength)
+        return plain
 
 
 def confidence_weights(spread: np.ndarray | None, shape: tuple[int, int], config: FusionConfig) -> np.ndarray:

@@ -372,8 +372,9 @@ class DiffMatte:
             else:
                 matte = f[0]
             if final and fuse_with is not None:
-                weights = confidence_weights(spread[0] if spread else None, matte.shape, fuse_with)
-                fused = fuse(img_np, tri_np, matte, weights, fuse_with)
+                setting = fuse_with.for_trimap(tri_np)
+                weights = confidence_weights(spread[0] if spread else None, matte.shape, setting)
+                fused = fuse(img_np, tri_np, matte, weights, setting)
                 if spread:
                     # Where the colour model moved the seeds' mean, the network was doubtful too: on
                     # GT19-GT20 this ranks the fused matte's error far better than the spread alone
