@@ -30,7 +30,7 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
     "default": PackagedModel(
         name="default",
         filename="default.safetensors",
-        sha256="c3229b7ccd51c4be1ece26dd0bd2fd3296ef7e1b7d61da977308b730f646df0d",
+        sha256="c5395641406d5104d155bb9c804c07af408b684400e37562dfc9d90fd2f471b5",
         description="lite0 (ImageNet EfficientNet-Lite0 + DUNet), 5.6 M params, trained about 9.5 h on a 2-core CPU; fused with closed-form's colour model",
     ),
 }
