@@ -26,29 +26,41 @@ from diffmatte.trimap import SalientObjectModel, trimap_from_mask
 REPO = Path(__file__).resolve().parents[1]
 
 
-def green_excess(model, salient, fraction: float) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    """Mean G - (R + B) / 2 of the lemur cutout's pixels with 0.05 < alpha < 0.95 (0-255 scale)."""
+def bands(spec: str, h: int, w: int) -> tuple[int, int]:
+    """(outside, inside) widths in px of a band given as "F" or "F/G" (fractions of the longer side)."""
+    outer, _, inner = spec.partition("/")
+    return max(5, round(float(outer) * max(h, w))), max(5, round(float(inner or outer) * max(h, w)))
+
+
+def green_excess(model, salient, spec: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """The lemur cutout's green, G - (R + B) / 2 on the 0-255 scale: the mean over its pixels with
+    0.05 < alpha < 0.95 ("green_excess"), and the alpha-weighted mean over the hand-drawn
+    trimap's unknown region ("edge_tint"), which also sees fur an automatic trimap calls opaque."""
     from diffmatte import cutout
 
     image = load_image(REPO / "examples" / "lemur.jpg")
+    hand_unknown = np.abs(read_alpha(REPO / "examples" / "lemur_trimap.png") - 0.5) < 0.25
     prob = salient.probability(image)
-    band = max(5, round(fraction * max(image.shape[:2])))
-    alpha = model.predict(image, trimap_from_mask(prob, band), 10, 0)
+    outer, inner = bands(spec, *image.shape[:2])
+    alpha = model.predict(image, trimap_from_mask(prob, outer, inner), 10, 0)
     rgb = cutout(image, alpha)[..., :3] * 255
+    green = rgb[..., 1] - (rgb[..., 0] + rgb[..., 2]) / 2
     semi = (alpha > 0.05) & (alpha < 0.95)
-    f = rgb[semi]
-    return {"band_px": band, "semi_pixels": int(semi.sum()), "mean_rgb": f.mean(0).round(1).tolist(),
-            "green_excess": round(float((f[:, 1] - (f[:, 0] + f[:, 2]) / 2).mean()), 2)}
+    weight = alpha * hand_unknown
+    return {"band_px": [outer, inner], "semi_pixels": int(semi.sum()), "mean_rgb": rgb[semi].mean(0).round(1).tolist(),
+            "green_excess": round(float(green[semi].mean()), 2),
+            "edge_tint": round(float((green * weight).sum() / weight.sum()), 2)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("runs/valset"))
-    ap.add_argument("--fractions", default="0.01,0.02,0.03", help="band half-widths as fractions of the longer side")
+    ap.add_argument("--fractions", default="0.01,0.02,0.03",
+                    help="band half-widths as fractions of the longer side; F/G: F outside the mask, G inside")
     ap.add_argument("--model", default="default")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    fractions = [float(x) for x in args.fractions.split(",")]
+    specs = args.fractions.split(",")
     model = load_model(args.model, precision="fp32")
     salient = SalientObjectModel()
     names = sorted(p.stem for p in (args.data / "image").iterdir())
@@ -58,22 +70,22 @@ def main() -> None:
         truth = read_alpha(next((args.data / "alpha").glob(f"{name}.*")))
         prob = salient.probability(image)
         row: dict[str, object] = {"image": name}
-        for f in fractions:
-            band = max(5, round(f * max(image.shape[:2])))
+        for f in specs:
+            outer, inner = bands(f, *image.shape[:2])
             try:
-                tri = trimap_from_mask(prob, band)
+                tri = trimap_from_mask(prob, outer, inner)
             except Exception as e:  # no salient object: the automatic trimap refuses
-                row[f"{f:g}"] = None
+                row[f] = None
                 row["error"] = str(e)
                 continue
             t0 = time.perf_counter()
             alpha = model.predict(image, tri, 10, 0)
-            row[f"{f:g}"] = float(np.abs(alpha - truth).sum() / 1000)
-            row[f"{f:g}_s"] = round(time.perf_counter() - t0, 2)
+            row[f] = float(np.abs(alpha - truth).sum() / 1000)
+            row[f"{f}_s"] = round(time.perf_counter() - t0, 2)
         rows.append(row)
         print(name, {k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items() if k != "image"},
               flush=True)
-    keys = [f"{f:g}" for f in fractions]
+    keys = specs
     solved = [r for r in rows if all(r.get(k) is not None for k in keys)]
     summary = {}
     for k in keys:
@@ -81,14 +93,15 @@ def main() -> None:
         wins = {o: sum(r[k] < r[o] for r in solved) for o in keys if o != k}
         summary[k] = {"mean_sad": round(statistics.mean(v), 2), "median_sad": round(statistics.median(v), 2),
                       "wins_against": wins}
-    halo = {k: green_excess(model, salient, float(k)) for k in keys}
+    halo = {k: green_excess(model, salient, k) for k in keys}
     print(f"\n{len(solved)} of {len(rows)} images with an automatic trimap at every width; SAD over the whole image")
-    print("| band (fraction of the longer side) | mean SAD | median SAD | wins against the others | lemur cutout: green excess |")
-    print("|---|---:|---:|---|---:|")
+    print("| band (fraction of the longer side) | mean SAD | median SAD | wins against the others "
+          "| lemur: green excess | lemur: edge tint |")
+    print("|---|---:|---:|---|---:|---:|")
     for k in keys:
         s = summary[k]
         w = ", ".join(f"{o}: {n}-{len(solved) - n}" for o, n in s["wins_against"].items())
-        print(f"| {k} | {s['mean_sad']} | {s['median_sad']} | {w} | {halo[k]['green_excess']} |")
+        print(f"| {k} | {s['mean_sad']} | {s['median_sad']} | {w} | {halo[k]['green_excess']} | {halo[k]['edge_tint']} |")
     if args.json:
         args.json.write_text(json.dumps({"command": " ".join(["python", *sys.argv]), "rows": rows, "summary": summary,
                                          "lemur_halo": halo}, indent=1) + "\n")

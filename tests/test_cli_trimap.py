@@ -45,6 +45,15 @@ def test_band_is_a_euclidean_distance(band: int) -> None:
     assert row[W // 2 - band - 1] == 0 and row[W // 2 + band] == 1
 
 
+def test_inner_width_moves_only_the_foreground_side() -> None:
+    mask = np.zeros((H, W), np.float32)
+    mask[:, W // 2 :] = 1
+    row = trimap_from_mask(mask, 2, inner=5)[H // 2]
+    assert (row[: W // 2] == 0.5).sum() == 2 and (row[W // 2 :] == 0.5).sum() == 5
+    with pytest.raises(InputError, match="0 inside"):
+        trimap_from_mask(mask, 2, inner=0)
+
+
 def test_soft_mask_values_join_the_band() -> None:
     mask = _disc_mask()
     mask[0, 0] = 0.3  # an isolated uncertain pixel far from the edge

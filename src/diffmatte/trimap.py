@@ -51,12 +51,13 @@ def default_band(h: int, w: int) -> int:
     return max(5, round(max(h, w) / 50))
 
 
-def trimap_from_mask(mask: np.ndarray, band: int) -> np.ndarray:
+def trimap_from_mask(mask: np.ndarray, band: int, inner: int | None = None) -> np.ndarray:
     """Trimap from a foreground mask: unknown within ``band`` px of its edge and where it is soft.
 
     Args:
         mask: (H, W) float in [0, 1] (or bool); >= 0.5 is foreground.
         band: half-width in pixels of the unknown band on each side of the mask edge (>= 1).
+        inner: the band's width on the foreground side instead, when given (>= 1).
 
     Returns:
         (H, W) float32 in {0, 0.5, 1}.
@@ -70,8 +71,9 @@ def trimap_from_mask(mask: np.ndarray, band: int) -> np.ndarray:
         >>> t[4, 4], t[2, 2], t[0, 0]
         (np.float32(1.0), np.float32(0.5), np.float32(0.0))
     """
-    if band < 1:
-        raise InputError(f"band must be at least 1 px, got {band}")
+    inner = band if inner is None else inner
+    if band < 1 or inner < 1:
+        raise InputError(f"band must be at least 1 px on each side, got {band} outside and {inner} inside")
     m = np.asarray(mask, dtype=np.float32)
     if m.ndim != 2:
         raise InputError(f"mask must be (H, W), got shape {m.shape}")
@@ -85,7 +87,7 @@ def trimap_from_mask(mask: np.ndarray, band: int) -> np.ndarray:
     inside = ndimage.distance_transform_edt(fg)
     outside = ndimage.distance_transform_edt(~fg)
     trimap = np.full(m.shape, 0.5, dtype=np.float32)
-    trimap[fg & (inside > band)] = 1.0
+    trimap[fg & (inside > inner)] = 1.0
     trimap[~fg & (outside > band)] = 0.0
     trimap[(m > _SOFT_LOW) & (m < _SOFT_HIGH)] = 0.5
     return trimap
