@@ -156,3 +156,13 @@ def test_uncertainty_with_fusion_adds_how_far_fusion_moved_the_mean() -> None:
     assert np.allclose(u, np.sqrt(std**2 + (fused - mean) ** 2), atol=1e-5)
     assert (u >= std - 1e-6).all() and (u > std + 1e-3).any()
     assert (u[trimap != 0.5] == 0).all()
+
+
+def test_a_system_solved_exactly_between_two_residual_checks_stops_cleanly() -> None:
+    import scipy.sparse as sp
+
+    from diffmatte.fusion import _jacobi_cg
+
+    matrix = sp.csr_matrix(np.diag([2.0, 3.0, 4.0]))  # Jacobi solves a diagonal system in one step
+    rhs = np.array([2.0, 3.0, 4.0])
+    assert np.allclose(_jacobi_cg(matrix, rhs, np.zeros(3), 50, 1e-30), [1.0, 1.0, 1.0])
