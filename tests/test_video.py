@@ -316,6 +316,25 @@ def write_clip(path: Path, frames: list[np.ndarray], audio: bool = False, fps: i
     return path
 
 
+def _h264(width: int, height: int, n: int) -> bytes:
+    """A raw H.264 stream (Annex B) of n identical grey frames."""
+    import io
+
+    buf = io.BytesIO()
+    c = av.open(buf, "w", format="h264")
+    s = c.add_stream("libx264", rate=12)
+    s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+    for i in range(n):
+        vf = av.VideoFrame.from_ndarray(np.full((height, width, 3), 100, np.uint8), format="rgb24")
+        vf.pts = i
+        for p in s.encode(vf):
+            c.mux(p)
+    for p in s.encode():
+        c.mux(p)
+    c.close()
+    return buf.getvalue()
+
+
 def test_read_back_what_was_written(tmp_path: Path) -> None:
     frames, _ = _clip(3)
     clip = write_clip(tmp_path / "c.mkv", frames, audio=True)
@@ -430,6 +449,8 @@ def test_cli_bad_inputs(tmp_path: Path, tiny_path: Path, clip_env: tuple[Path, P
     c.close()
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(tmp_path / "small.png")
     (tmp_path / "exists.mkv").write_bytes(b"keep me")
+    # A raw H.264 stream may change its frame size mid-way (a new sequence header): two encodes joined.
+    (tmp_path / "resized.h264").write_bytes(_h264(W, H, 2) + _h264(W + 16, H, 2))
     before = {p.name for p in tmp_path.iterdir()}
     common = ("--model", tiny_path, "--steps", "1")
     cases = [
@@ -445,6 +466,7 @@ def test_cli_bad_inputs(tmp_path: Path, tiny_path: Path, clip_env: tuple[Path, P
         ((clip, "--trimap", first, "-o", tmp_path / "o.mkv", "--background", "red"), "--background needs --cutout"),
         ((clip, "--trimap", first, "-o", tmp_path / "o.mkv", "--cutout", tmp_path / "c.mp4"), "must end in"),
         ((clip, "--trimap", first, "-o", clip), "also an input"),
+        ((tmp_path / "resized.h264", "--trimap", first, "-o", tmp_path / "o.mkv"), "frames must keep one size"),
     ]
     for args, message in cases:
         code, err = run(*args, *common)
