@@ -114,6 +114,8 @@ def explain_precision(asked: str, chosen: str, device_type: str = "cpu") -> str:
         return f"precision {chosen} (auto on {device_type})"
     if chosen == "bf16":
         return "precision bf16 (auto: this CPU multiplies bfloat16 natively; --precision fp32 for exact fp32)"
+    if cpu_has_fast_bf16():  # the CPU could, so the model cannot (an ONNX export has fp32 only)
+        return "precision fp32 (auto: this model runs in fp32 only)"
     return "precision fp32 (auto: this CPU has no native bfloat16, AVX512-BF16 or AMX)"
 
 
