@@ -147,16 +147,23 @@ def measure(preset: str, h: int, w: int, steps_list: list[int], threads: int, mo
     return row
 
 
+def child_json(cmd: list[str], env: dict[str, str] | None = None) -> dict:
+    """Run ``cmd`` in a fresh process: the JSON object on its last line of output, or
+    ``{"error": ...}`` with its last line of errors when it fails."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["killed (out of memory?)"])[-1]
+        return {"error": f"exit {proc.returncode}: {tail}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def run_child(preset: str, size: str, steps: str, threads: int, mode: str, direct_mp: float) -> dict:
     env = dict(os.environ)
     if mode == "naive":
         env["DIFFMATTE_KEEP_FREED_MEMORY"] = "0"
     cmd = [sys.executable, str(HERE / "_measure.py"), preset, size, steps, str(threads), mode, str(direct_mp)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["killed (out of memory?)"])[-1]
-        return {"preset": preset, "mode": mode, "size": size, "error": f"exit {proc.returncode}: {tail}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    out = child_json(cmd, env)
+    return {"preset": preset, "mode": mode, "size": size} | out if "error" in out else out
 
 
 def machine_info(threads: int) -> dict:

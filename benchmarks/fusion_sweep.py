@@ -25,7 +25,7 @@ import numpy as np
 
 from diffmatte import load_model
 from diffmatte.evaluation.metrics import sad
-from diffmatte.fusion import FusionConfig, confidence_weights, fuse, matting_system
+from diffmatte.fusion import FusionConfig, fuse_matte, matting_system
 from diffmatte.hashing import sha256_file
 from diffmatte.io import read_alpha_u8, read_image, read_trimap_levels, trimap_from_array
 from diffmatte.registry import resolve_model_path
@@ -124,9 +124,7 @@ def main() -> None:
             t0 = time.perf_counter()
             a = mattes[0] if base == "seed0" else mattes.mean(axis=0)
             if cfg is not None:
-                cfg = cfg.for_trimap(tri_low)
-                w = confidence_weights(spread if use_spread else None, tri_low.shape, cfg)
-                a = fuse(img_low, tri_low, a, w, cfg, system)
+                a = fuse_matte(img_low, tri_low, a, spread if use_spread else None, cfg, system)
             full = upsample(a) if upsample is not None else a
             full = np.where(tri == 0.5, full, tri)
             seconds[key].append(time.perf_counter() - t0)

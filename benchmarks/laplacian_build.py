@@ -15,12 +15,12 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _measure import child_json  # a sibling script
 
 
 def measure(image: Path, trimap: Path, megapixels: float, repeats: int) -> dict:
@@ -64,10 +64,11 @@ def main() -> None:
         return
     rows = []
     for setting in ("kept", "default"):
-        out = subprocess.run([sys.executable, __file__, "--image", str(args.image), "--trimap", str(args.trimap),
-                              "--megapixels", str(args.megapixels), "--repeats", str(args.repeats), "--child", setting],
-                             check=True, capture_output=True, text=True).stdout
-        rows.append({"allocator": setting} | json.loads(out.strip().splitlines()[-1]))
+        out = child_json([sys.executable, __file__, "--image", str(args.image), "--trimap", str(args.trimap),
+                          "--megapixels", str(args.megapixels), "--repeats", str(args.repeats), "--child", setting])
+        if "error" in out:
+            raise SystemExit(f"{setting}: {out['error']}")
+        rows.append({"allocator": setting} | out)
     print(f"{args.image} at {args.megapixels} MP ({rows[0]['size'][0]}x{rows[0]['size'][1]}, "
           f"{rows[0]['unknown']:.0%} unknown)\n")
     print("| allocator | first call (s) | median of the next (s) | peak RSS MiB |")

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _measure import child_json  # a sibling script
 
 
 def child(image: Path, trimap: Path, keep: bool, calls: int) -> dict:
@@ -47,10 +48,11 @@ def main() -> None:
         return
     rows = []
     for setting in ("default", "kept"):
-        out = subprocess.run([sys.executable, __file__, "--image", str(args.image), "--trimap", str(args.trimap),
-                              "--calls", str(args.calls), "--child", setting],
-                             check=True, capture_output=True, text=True).stdout
-        rows.append({"allocator": setting} | json.loads(out.strip().splitlines()[-1]))
+        out = child_json([sys.executable, __file__, "--image", str(args.image), "--trimap", str(args.trimap),
+                          "--calls", str(args.calls), "--child", setting])
+        if "error" in out:
+            raise SystemExit(f"{setting}: {out['error']}")
+        rows.append({"allocator": setting} | out)
     print("| allocator | seconds per call | peak RSS MiB |\n|---|---|---:|")
     for r in rows:
         print(f"| {r['allocator']} | {' / '.join(str(s) for s in r['seconds'])} | {r['peak_rss_mib']} |")

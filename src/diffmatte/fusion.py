@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["FusionConfig", "confidence_weights", "matting_system", "fuse"]
+__all__ = ["FusionConfig", "confidence_weights", "matting_system", "fuse", "fuse_matte"]
 
 # CG looks at its residual this often (iterations)
 _CHECK_EVERY = 16
@@ -70,12 +70,10 @@ class FusionConfig:
         tri = np.asarray(trimap)
         if (tri == 1).any() and (tri == 0).any():
             return self
-        plain = replace(self, unanchored_strength=None, unanchored_iterations=None)
-        if self.unanchored_iterations is not None:
-            plain = replace(plain, iterations=self.unanchored_iterations)
-        if self.unanchored_strength is not None:
-            plain = replace(plain, strength=self.unanchored_strength, floor=self.unanchored_strength)
-        return plain
+        weight = self.unanchored_strength
+        return replace(self, strength=weight or self.strength, floor=weight or self.floor,
+                       iterations=self.unanchored_iterations or self.iterations,
+                       unanchored_strength=None, unanchored_iterations=None)
 
 
 def confidence_weights(spread: np.ndarray | None, shape: tuple[int, int], config: FusionConfig) -> np.ndarray:
@@ -130,6 +128,14 @@ def fuse(image: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, weights: np.n
         solved = _jacobi_cg(matrix, rhs, a_net, config.iterations, config.tolerance)
     out[unknown] = np.clip(solved, 0, 1)
     return out
+
+
+def fuse_matte(image: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, spread: np.ndarray | None,
+               config: FusionConfig, system: System | None = None) -> np.ndarray:
+    """:func:`fuse` with the setting this trimap takes (``config.for_trimap``) and the weights
+    from the seeds' spread (``confidence_weights``; None: uniform)."""
+    setting = config.for_trimap(trimap)
+    return fuse(image, trimap, alpha, confidence_weights(spread, np.shape(alpha), setting), setting, system)
 
 
 def _jacobi_cg(matrix: sp.csr_matrix, rhs: np.ndarray, x0: np.ndarray, iterations: int, tolerance: float) -> np.ndarray:

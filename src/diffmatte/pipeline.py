@@ -19,7 +19,7 @@ from torch import Tensor
 from . import checkpoint as ckpt
 from .diffusion.sampler import GaussianDiffusion, SamplerName, StepCallback
 from .errors import CheckpointError, InputError
-from .fusion import FusionConfig, confidence_weights, fuse
+from .fusion import FusionConfig, fuse_matte
 from .io import DEFAULT_MAX_PIXELS, load_pair, read_alpha, warn_user
 from .models.configuration import DiffMatteConfig, get_preset
 from .models.fast_decoder import FAST, PLAIN, InferenceOptions
@@ -372,9 +372,7 @@ class DiffMatte:
             else:
                 matte = f[0]
             if final and fuse_with is not None:
-                setting = fuse_with.for_trimap(tri_np)
-                weights = confidence_weights(spread[0] if spread else None, matte.shape, setting)
-                fused = fuse(img_np, tri_np, matte, weights, setting)
+                fused = fuse_matte(img_np, tri_np, matte, spread[0] if spread else None, fuse_with)
                 if spread:
                     # Where the colour model moved the seeds' mean, the network was doubtful too: on
                     # GT19-GT20 this ranks the fused matte's error far better than the spread alone
