@@ -26,10 +26,13 @@ from diffmatte.trimap import SalientObjectModel, trimap_from_mask
 REPO = Path(__file__).resolve().parents[1]
 
 
-def bands(spec: str, h: int, w: int) -> tuple[int, int]:
-    """(outside, inside) widths in px of a band given as "F" or "F/G" (fractions of the longer side)."""
+def bands(spec: str, h: int, w: int) -> tuple[int, int, tuple[float, float]]:
+    """(outside, inside) widths in px of a band given as "F" or "F/G" (fractions of the longer side),
+    and the mask's soft range: "F/G@H" makes values below H (and above 0.05) unknown (default 0.95)."""
+    spec, _, high = spec.partition("@")
     outer, _, inner = spec.partition("/")
-    return max(5, round(float(outer) * max(h, w))), max(5, round(float(inner or outer) * max(h, w)))
+    soft = (0.05, float(high or 0.95))
+    return max(5, round(float(outer) * max(h, w))), max(5, round(float(inner or outer) * max(h, w))), soft
 
 
 def green_excess(model, salient, spec: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -41,8 +44,8 @@ def green_excess(model, salient, spec: str) -> dict[str, float]:  # type: ignore
     image = load_image(REPO / "examples" / "lemur.jpg")
     hand_unknown = np.abs(read_alpha(REPO / "examples" / "lemur_trimap.png") - 0.5) < 0.25
     prob = salient.probability(image)
-    outer, inner = bands(spec, *image.shape[:2])
-    alpha = model.predict(image, trimap_from_mask(prob, outer, inner), 10, 0)
+    outer, inner, soft = bands(spec, *image.shape[:2])
+    alpha = model.predict(image, trimap_from_mask(prob, outer, inner, soft), 10, 0)
     rgb = cutout(image, alpha)[..., :3] * 255
     green = rgb[..., 1] - (rgb[..., 0] + rgb[..., 2]) / 2
     semi = (alpha > 0.05) & (alpha < 0.95)
@@ -71,9 +74,9 @@ def main() -> None:
         prob = salient.probability(image)
         row: dict[str, object] = {"image": name}
         for f in specs:
-            outer, inner = bands(f, *image.shape[:2])
+            outer, inner, soft = bands(f, *image.shape[:2])
             try:
-                tri = trimap_from_mask(prob, outer, inner)
+                tri = trimap_from_mask(prob, outer, inner, soft)
             except Exception as e:  # no salient object: the automatic trimap refuses
                 row[f] = None
                 row["error"] = str(e)

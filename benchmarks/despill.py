@@ -29,7 +29,7 @@ from diffmatte.io import load_image, read_alpha
 from diffmatte.loading import load_model
 
 VARIANTS = {"none": None, "R 2%, C 0.3": (0.02, 0.3), "R 3%, C 0.3": (0.03, 0.3), "R 3%, C 1": (0.03, 1.0),
-            "R 5%, C 0.5": (0.05, 0.5)}
+            "R 5%, C 0.5": (0.05, 0.5), "relative R 3%": ("relative", 0.03), "relative R 6%": ("relative", 0.06)}
 
 
 def despill(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, reach: float, cap: float) -> np.ndarray:
@@ -40,6 +40,55 @@ def despill(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, reach: float, cap
     hue = bg_chroma / np.maximum(saturation, 1e-6)
     spill = np.maximum(((fg - fg.mean(-1, keepdims=True)) * hue).sum(-1, keepdims=True), 0)
     return np.clip(fg - weight[..., None] * np.minimum(spill, cap * saturation) * hue, 0, 1)
+
+
+def relative_despill(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, reach: float) -> np.ndarray:
+    """Only the chroma along the background's hue in excess of the object's own: within ``reach``
+    px of the matte's edge, a colour whose chroma points further toward the local background's hue
+    than the opaque interior's nearby (its colours averaged over ``reach``) loses that excess. A
+    foreground that shares the background's hue has it inside too, so it keeps its colour."""
+    def chroma(x: np.ndarray) -> np.ndarray:
+        return x - x.mean(-1, keepdims=True)
+
+    opaque = alpha >= 0.98
+    depth = ndimage.distance_transform_edt(opaque)
+    interior = (depth > reach).astype(np.float64)
+    c_fg = chroma(fg)
+    num = np.stack([ndimage.gaussian_filter(c_fg[..., c] * interior, reach) for c in range(3)], -1)
+    inside = num / np.maximum(ndimage.gaussian_filter(interior, reach), 1e-6)[..., None]
+    bg_chroma = chroma(bg)
+    hue = bg_chroma / np.maximum(np.linalg.norm(bg_chroma, axis=-1, keepdims=True), 1e-6)
+    excess = np.maximum(((c_fg - inside) * hue).sum(-1, keepdims=True), 0)
+    near = ((depth <= reach) & (alpha > 0))[..., None]
+    return np.clip(fg - near * excess * hue, 0, 1)
+
+
+def lemur_tint(model, variants: dict) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """The lemur example's "edge tint" for each variant (benchmarks/auto_trimap_band.py's measure):
+    G - (R + B) / 2 of the cutout's colour on the 0-255 scale, alpha-weighted over the hand-drawn
+    trimap's unknown region, from the automatic trimap's matte (the app's default path)."""
+    from diffmatte.trimap import auto_trimap
+
+    repo = Path(__file__).resolve().parents[1]
+    image = load_image(repo / "examples" / "lemur.jpg")
+    hand_unknown = np.abs(read_alpha(repo / "examples" / "lemur_trimap.png") - 0.5) < 0.25
+    alpha = model.predict(image, auto_trimap(image), 10, 0)
+    fg, bg = estimate_foreground_background(image, alpha)
+    weight = alpha * hand_unknown
+    out = {}
+    for variant, v in variants.items():
+        f = _apply(variant, v, fg, bg, alpha) * 255
+        green = f[..., 1] - (f[..., 0] + f[..., 2]) / 2
+        out[variant] = round(float((green * weight).sum() / weight.sum()), 2)
+    return out
+
+
+def _apply(variant: str, v: tuple | None, fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    if v is None:
+        return fg
+    if v[0] == "relative":
+        return relative_despill(fg, bg, alpha, v[1] * max(alpha.shape))
+    return despill(fg, bg, alpha, v[0] * max(alpha.shape), v[1])
 
 
 def main() -> None:
@@ -65,13 +114,14 @@ def main() -> None:
         target = truth * true_fg + (1 - truth) * 0.5
         row: dict[str, object] = {"image": name, "subset": manifest[name]}
         for variant, v in VARIANTS.items():
-            f = fg if v is None else despill(fg, bg, alpha, v[0] * max(alpha.shape), v[1])
+            f = _apply(variant, v, fg, bg, alpha)
             shown = alpha[..., None] * f + (1 - alpha[..., None]) * 0.5
             row[variant] = float(np.abs(shown - target).mean(-1).sum() / 1000)
         rows.append(row)
         print(name, {k: round(x, 3) for k, x in row.items() if isinstance(x, float)}, flush=True)
-    print("\n| variant | mean | median | better / worse than none (of %d) |" % len(rows))
-    print("|---|---:|---:|---:|")
+    tint = lemur_tint(model or load_model("default"), VARIANTS)
+    print("\n| variant | mean | median | better / worse than none (of %d) | lemur edge tint |" % len(rows))
+    print("|---|---:|---:|---:|---:|")
     summary = {}
     for variant in VARIANTS:
         v = [float(r[variant]) for r in rows]  # type: ignore[arg-type]
@@ -79,8 +129,9 @@ def main() -> None:
         better = sum(x < b - 1e-6 for x, b in zip(v, base, strict=True))
         worse = sum(x > b + 1e-6 for x, b in zip(v, base, strict=True))
         summary[variant] = {"mean": round(statistics.mean(v), 3), "median": round(statistics.median(v), 3),
-                            "better": better, "worse": worse}
-        print(f"| {variant} | {summary[variant]['mean']} | {summary[variant]['median']} | {better} / {worse} |")
+                            "better": better, "worse": worse, "lemur_edge_tint": tint[variant]}
+        print(f"| {variant} | {summary[variant]['mean']} | {summary[variant]['median']} | {better} / {worse} "
+              f"| {tint[variant]} |")
     if args.json:
         args.json.write_text(json.dumps({"command": "python benchmarks/despill.py --data runs/valset --json "
                                          f"{args.json}", "rows": rows, "summary": summary}, indent=1) + "\n")

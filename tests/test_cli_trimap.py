@@ -188,3 +188,14 @@ def test_models_lists_presets_and_says_none_is_packaged() -> None:
 
     if not PACKAGED_MODELS:
         assert "--model PATH" in result.output
+
+
+def test_the_soft_range_decides_which_mask_values_are_unsure() -> None:
+    mask = _disc_mask()
+    mask[0, 0], mask[H // 2, W // 2] = 0.3, 0.97  # far from the edge: one low, one just below sure
+    tri = trimap_from_mask(mask, 2)
+    assert tri[0, 0] == 0.5 and tri[H // 2, W // 2] == 1
+    tri = trimap_from_mask(mask, 2, soft=(0.05, 0.99))
+    assert tri[0, 0] == 0.5 and tri[H // 2, W // 2] == 0.5
+    with pytest.raises(InputError, match="soft"):
+        trimap_from_mask(mask, 2, soft=(0.6, 0.9))

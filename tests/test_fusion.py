@@ -166,3 +166,17 @@ def test_a_system_solved_exactly_between_two_residual_checks_stops_cleanly() -> 
     matrix = sp.csr_matrix(np.diag([2.0, 3.0, 4.0]))  # Jacobi solves a diagonal system in one step
     rhs = np.array([2.0, 3.0, 4.0])
     assert np.allclose(_jacobi_cg(matrix, rhs, np.zeros(3), 50, 1e-30), [1.0, 1.0, 1.0])
+
+
+def test_a_warm_start_moves_where_cg_begins_not_what_it_solves() -> None:
+    # start= only changes CG's first iterate: from the answer itself nothing moves, and a solve
+    # run long enough reaches the same answer from anywhere; the right-hand side stays the network's
+    image, trimap, alpha = _scene()
+    net = np.clip(alpha + 0.2 * (np.arange(alpha.size).reshape(alpha.shape) % 3 == 0), 0, 1)
+    config = FusionConfig(strength=1e-4, floor=1e-4, iterations=4000, tolerance=1e-12)
+    solved = fuse(image, trimap, net, 1e-4, config)
+    from_elsewhere = fuse(image, trimap, net, 1e-4, config, start=np.full(net.shape, 0.5))
+    assert np.abs(from_elsewhere - solved).max() < 1e-3
+    one_step = FusionConfig(strength=1e-4, floor=1e-4, iterations=1)
+    assert np.abs(fuse(image, trimap, net, 1e-4, one_step, start=solved) - solved).max() < 1e-3
+    assert np.abs(fuse(image, trimap, net, 1e-4, one_step) - solved).max() > 1e-2

@@ -96,7 +96,8 @@ def matting_system(image: np.ndarray, trimap: np.ndarray, config: FusionConfig =
 
 
 def fuse(image: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, weights: np.ndarray | float,
-         config: FusionConfig = FusionConfig(), system: System | None = None) -> np.ndarray:
+         config: FusionConfig = FusionConfig(), system: System | None = None,
+         start: np.ndarray | None = None) -> np.ndarray:
     """The fused matte.
 
     Args:
@@ -105,6 +106,7 @@ def fuse(image: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, weights: np.n
         alpha: (h, w) the network's matte in [0, 1].
         weights: (h, w) per-pixel weight (``confidence_weights``) or one number for all pixels.
         system: :func:`matting_system` of this image and trimap, when the caller has it.
+        start: (h, w) where CG starts on the unknown pixels (None: the network's matte).
 
     Returns:
         (h, w) float32 in [0, 1]: known pixels exactly the trimap's, unknown ones fused.
@@ -117,15 +119,16 @@ def fuse(image: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, weights: np.n
     l_uu, known_part = system if system is not None else matting_system(image, tri, config)
     lam = np.broadcast_to(np.asarray(weights, np.float64), tri.shape)[unknown]
     a_net = out[unknown].astype(np.float64)
+    x0 = a_net if start is None else np.clip(np.asarray(start, np.float64)[unknown], 0, 1)
     matrix = (l_uu + sp.diags(lam)).tocsr()
     rhs = lam * a_net - known_part
     if config.preconditioner == "ichol":
         import pymatting
 
-        solved = pymatting.cg(matrix, rhs, x0=a_net, M=_quiet_ichol(matrix), maxiter=config.iterations,
+        solved = pymatting.cg(matrix, rhs, x0=x0, M=_quiet_ichol(matrix), maxiter=config.iterations,
                               rtol=config.tolerance)
     else:
-        solved = _jacobi_cg(matrix, rhs, a_net, config.iterations, config.tolerance)
+        solved = _jacobi_cg(matrix, rhs, x0, config.iterations, config.tolerance)
     out[unknown] = np.clip(solved, 0, 1)
     return out
 

@@ -51,13 +51,15 @@ def default_band(h: int, w: int) -> int:
     return max(5, round(max(h, w) / 50))
 
 
-def trimap_from_mask(mask: np.ndarray, band: int, inner: int | None = None) -> np.ndarray:
+def trimap_from_mask(mask: np.ndarray, band: int, inner: int | None = None,
+                     soft: tuple[float, float] = (_SOFT_LOW, _SOFT_HIGH)) -> np.ndarray:
     """Trimap from a foreground mask: unknown within ``band`` px of its edge and where it is soft.
 
     Args:
         mask: (H, W) float in [0, 1] (or bool); >= 0.5 is foreground.
         band: half-width in pixels of the unknown band on each side of the mask edge (>= 1).
         inner: the band's width on the foreground side instead, when given (>= 1).
+        soft: a mask value strictly between these two is uncertain and unknown wherever it lies.
 
     Returns:
         (H, W) float32 in {0, 0.5, 1}.
@@ -89,7 +91,10 @@ def trimap_from_mask(mask: np.ndarray, band: int, inner: int | None = None) -> n
     trimap = np.full(m.shape, 0.5, dtype=np.float32)
     trimap[fg & (inside > inner)] = 1.0
     trimap[~fg & (outside > band)] = 0.0
-    trimap[(m > _SOFT_LOW) & (m < _SOFT_HIGH)] = 0.5
+    low, high = soft
+    if not 0 <= low < 0.5 <= high <= 1:
+        raise InputError(f"soft must be (low, high) with 0 <= low < 0.5 <= high <= 1, got {soft}")
+    trimap[(m > low) & (m < high)] = 0.5
     return trimap
 
 
