@@ -12,7 +12,9 @@ mid-grey and compared with the true foreground over the same grey (sum over pixe
     python benchmarks/despill.py --data runs/valset --json benchmarks/results/despill_valset.json
 
 Variants: reach R (the despill fades out R px inside the opaque region, as a fraction of the
-longer side) and cap C (at most C times the background's own chroma is removed).
+longer side) and cap C (at most C times the background's own chroma is removed), through
+``diffmatte.foreground.remove_spill`` (`--despill`, off by default, is R 5%, C 0.5); "relative"
+variants remove only the chroma beyond the opaque interior's (``relative_despill`` here).
 """
 from __future__ import annotations
 
@@ -24,22 +26,12 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from diffmatte.foreground import estimate_foreground_background
+from diffmatte.foreground import estimate_foreground_background, remove_spill
 from diffmatte.io import load_image, read_alpha
 from diffmatte.loading import load_model
 
 VARIANTS = {"none": None, "R 2%, C 0.3": (0.02, 0.3), "R 3%, C 0.3": (0.03, 0.3), "R 3%, C 1": (0.03, 1.0),
             "R 5%, C 0.5": (0.05, 0.5), "relative R 3%": ("relative", 0.03), "relative R 6%": ("relative", 0.06)}
-
-
-def despill(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, reach: float, cap: float) -> np.ndarray:
-    depth = ndimage.distance_transform_edt(alpha >= 0.98)
-    weight = np.clip(1 - depth / max(reach, 1.0), 0, 1) * (alpha > 0)
-    bg_chroma = bg - bg.mean(-1, keepdims=True)
-    saturation = np.linalg.norm(bg_chroma, axis=-1, keepdims=True)
-    hue = bg_chroma / np.maximum(saturation, 1e-6)
-    spill = np.maximum(((fg - fg.mean(-1, keepdims=True)) * hue).sum(-1, keepdims=True), 0)
-    return np.clip(fg - weight[..., None] * np.minimum(spill, cap * saturation) * hue, 0, 1)
 
 
 def relative_despill(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, reach: float) -> np.ndarray:
@@ -88,7 +80,7 @@ def _apply(variant: str, v: tuple | None, fg: np.ndarray, bg: np.ndarray, alpha:
         return fg
     if v[0] == "relative":
         return relative_despill(fg, bg, alpha, v[1] * max(alpha.shape))
-    return despill(fg, bg, alpha, v[0] * max(alpha.shape), v[1])
+    return remove_spill(fg, bg, alpha, v[0] * max(alpha.shape), v[1])
 
 
 def main() -> None:

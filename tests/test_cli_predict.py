@@ -270,6 +270,7 @@ BAD: dict[str, tuple[Callable[[Env], list[object]], str]] = {
     "no trimap": (lambda e: [e.image, "--model", e.model], "give a TRIMAP"),
     "folder as IMAGE": (lambda e: [e.dir, e.trimap, "--model", e.model], "--images DIR"),
     "background without cutout": (lambda e: [e.image, e.trimap, "--background", "red"], "--background needs --cutout"),
+    "despill without cutout": (lambda e: [e.image, e.trimap, "--despill"], "--despill changes the cutout"),
     "uncertainty of one seed": (lambda e: [e.image, e.trimap, "--model", e.model, "--uncertainty", e.dir / "u.png"],
                                 "add --seeds"),
     "seeds with a trajectory": (

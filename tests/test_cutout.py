@@ -16,6 +16,7 @@ from diffmatte.foreground import (
     estimate_foreground_background,
     estimate_foreground_blur_fusion,
     parse_background,
+    remove_spill,
 )
 
 H, W = 48, 64
@@ -119,3 +120,46 @@ def test_parse_background_rejects_nonsense(tmp_path: Path) -> None:
         parse_background(str(tmp_path / "missing.jpg"))
     with pytest.raises(InputError, match="no such file"):
         parse_background(tmp_path / "missing.jpg")
+
+
+def _spilled() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """White fur lit green by grass: F near the edge carries the background's green, deep inside
+    it is white; and a foreground that is green all the way in. (fg, bg, alpha, green_object)"""
+    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
+    alpha = np.clip((x - 8) / 8, 0, 1)
+    bg = np.broadcast_to(np.array([0.2, 0.6, 0.2], np.float32), (H, W, 3)).copy()
+    tint = np.clip(1 - (x - 8) / 24, 0, 1)[..., None]  # green light fading over 24 px inside
+    fg = np.array([0.9, 0.9, 0.9], np.float32) * (1 - 0.2 * tint) + np.array([0.0, 0.2, 0.0], np.float32) * tint
+    return fg.astype(np.float32), bg, alpha, np.broadcast_to(np.array([0.3, 0.7, 0.3], np.float32), (H, W, 3)).copy()
+
+
+def test_remove_spill_takes_the_backgrounds_hue_out_near_the_edge_only() -> None:
+    fg, bg, alpha, _ = _spilled()
+
+    def green(f: np.ndarray) -> np.ndarray:
+        return f[..., 1] - (f[..., 0] + f[..., 2]) / 2
+
+    out = remove_spill(fg, bg, alpha, reach=12)
+    edge, deep = (slice(None), slice(10, 20)), (slice(None), slice(40, None))
+    assert green(fg)[edge].mean() > 0.1 and green(out)[edge].mean() < 0.5 * green(fg)[edge].mean()
+    np.testing.assert_array_equal(out[deep], fg[deep])  # beyond the reach inside: untouched
+    np.testing.assert_array_equal(out[:, :8], fg[:, :8])  # alpha 0: nothing to show, nothing changed
+    grey = np.full_like(fg, 0.5)
+    np.testing.assert_array_equal(remove_spill(grey, bg, alpha), grey)  # no chroma, no spill
+    with pytest.raises(InputError, match="one size"):
+        remove_spill(fg, bg[:-1], alpha)
+
+
+def test_remove_spill_costs_a_foreground_that_shares_the_backgrounds_hue() -> None:
+    # Why it is off by default: a green object over green grass loses some of its green.
+    _, bg, alpha, green_object = _spilled()
+    out = remove_spill(green_object, bg, alpha, reach=12)
+    assert (out[:, 10:20, 1] < green_object[:, 10:20, 1] - 0.05).all()
+
+
+def test_cutout_despill_changes_the_colours_not_the_alpha() -> None:
+    fg, bg, alpha, _ = _spilled()
+    image = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
+    plain, despilled = cutout(image, alpha), cutout(image, alpha, despill=True)
+    np.testing.assert_array_equal(plain[..., 3], despilled[..., 3])
+    assert (despilled[..., 1] <= plain[..., 1] + 1e-6).all() and (despilled[..., :3] != plain[..., :3]).any()

@@ -131,6 +131,16 @@ def test_cutout_outputs(server: BackgroundServer, tiny_vit: DiffMatte) -> None:
     alpha_png = png(_expected(tiny_vit, image, trimap, 2, 0))
     again = request(server.url + "/api/cutout", files={"image": png(image), "alpha": alpha_png}).image()
     np.testing.assert_array_equal(again, rgba)
+    # despill=1: the cutout's colours without the old background's hue (as predict --despill)
+    from diffmatte.foreground import cutout
+
+    despilled = request(server.url + "/api/cutout", {"despill": "1"}, {"image": png(image), "alpha": alpha_png}).image()
+    expected = _u8(cutout(image, np.asarray(Image.open(io.BytesIO(alpha_png))) / 255.0, despill=True))
+    np.testing.assert_array_equal(despilled, expected)
+    direct = request(server.url + "/api/matte", {"steps": 2, "output": "cutout", "despill": "true"}, files).image()
+    np.testing.assert_array_equal(direct, despilled)
+    bad = request(server.url + "/api/cutout", {"despill": "maybe"}, {"image": png(image), "alpha": alpha_png})
+    assert bad.status == 400 and "despill must be 1 or 0" in bad.error()
 
 
 def test_stream_sends_every_step_then_the_matte(server: BackgroundServer, tiny_vit: DiffMatte) -> None:

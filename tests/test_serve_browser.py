@@ -374,3 +374,35 @@ def test_the_status_line_sits_above_the_picture(page: Page, server: BackgroundSe
     assert 0 <= picture["y"] - (status["y"] + status["height"]) <= 12
     assert status["x"] <= picture["x"] + picture["width"] and picture["x"] <= status["x"] + status["width"]
     assert status["y"] + status["height"] < 768
+
+
+def test_remove_colour_spill_gives_the_apis_despilled_cutout_and_back(page: Page, server: BackgroundServer) -> None:
+    # The green light in the lemur's fur: the checkbox asks the server for the despilled cutout, the
+    # view and the download follow it, and unticking brings the plain cutout back.
+    _open_lemur(page, server)
+    page.click("#auto")
+    page.wait_for_selector("body[data-state=trimap]", timeout=60_000)
+    page.fill("#steps", "1")
+    page.click("#run")
+    page.wait_for_selector("body[data-state=done]", timeout=60_000)
+    page.wait_for_selector("#save-cutout:not([disabled])", timeout=60_000)
+    alpha = _download(page, "#save-alpha")
+    plain = np.asarray(Image.open(io.BytesIO(_download(page, "#save-cutout"))))
+    page.check("#despill")
+    page.wait_for_function("() => window.diffmatte.cutoutDespill === true", timeout=60_000)
+    despilled = np.asarray(Image.open(io.BytesIO(_download(page, "#save-cutout"))))
+    api = request(server.url + "/api/cutout", {"despill": 1}, {"image": LEMUR.read_bytes(), "alpha": alpha})
+    assert api.status == 200
+    np.testing.assert_array_equal(despilled, api.image())
+    np.testing.assert_array_equal(despilled[..., 3], plain[..., 3])
+    semi = (plain[..., 3] > 12) & (plain[..., 3] < 243)
+
+    def green(c: np.ndarray) -> float:
+        rgb = c[..., :3][semi].astype(float)
+        return float((rgb[:, 1] - (rgb[:, 0] + rgb[:, 2]) / 2).mean())
+
+    assert green(despilled) < green(plain) - 1  # less of the grass's green where the fur is see-through
+    page.uncheck("#despill")
+    page.wait_for_function("() => window.diffmatte.cutoutDespill === false", timeout=60_000)
+    page.wait_for_selector("#save-cutout:not([disabled])", timeout=60_000)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(_download(page, "#save-cutout")))), plain)

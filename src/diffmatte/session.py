@@ -87,9 +87,11 @@ class MattingSession:
         return self.model.predict(image, trimap, steps, seed, max_pixels=self.max_pixels, **options)
 
     @staticmethod
-    def cutout(image: np.ndarray, alpha: np.ndarray, background: np.ndarray | None = None) -> np.ndarray:
-        """RGBA (H, W, 4) in [0, 1], or RGB over ``background`` (a colour (3,) or an image)."""
+    def cutout(image: np.ndarray, alpha: np.ndarray, background: np.ndarray | None = None,
+               despill: bool = False) -> np.ndarray:
+        """RGBA (H, W, 4) in [0, 1], or RGB over ``background`` (a colour (3,) or an image);
+        ``despill``: see :func:`diffmatte.foreground.remove_spill`."""
         from .foreground import composite, cutout
 
-        rgba = cutout(image, alpha)
+        rgba = cutout(image, alpha, despill=despill)
         return rgba if background is None else composite(rgba, background)

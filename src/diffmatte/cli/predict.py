@@ -80,6 +80,7 @@ class Settings:
     flip_tta: bool = False
     fusion: bool | None = None  # None: the model's own (diffmatte.fusion)
     seeds: int = 1  # samples averaged into the matte (one batch, one encoding)
+    despill: bool = False  # the cutout's edge colours without the old background's hue
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ class Runner:
         if spread_wanted:
             result, spread = result
         alpha = result[-1] if frames_wanted else result
-        cut = self.session.cutout(image, alpha, background) if job.cutout in write else None
+        cut = self.session.cutout(image, alpha, background, despill=self.s.despill) if job.cutout in write else None
         # Everything is computed before the first write: a failure leaves no half set of outputs.
         if job.alpha in write:
             save_alpha(alpha, job.alpha, bit_depth=self.s.bit_depth)
@@ -200,6 +201,7 @@ def _check_usage(
     uncertainty: Path | None = None,
     trajectory: Path | None = None,
     flip_tta: bool = False,
+    despill: bool = False,
 ) -> None:
     if images is None and image is None:
         raise click.UsageError("give IMAGE and TRIMAP, or --images DIR --trimaps DIR")
@@ -217,6 +219,8 @@ def _check_usage(
         raise click.UsageError("give --trimaps DIR, or pass --auto-trimap")
     if background is not None and cutout is None:
         raise click.UsageError("--background needs --cutout (the composite is written there)")
+    if despill and cutout is None:
+        raise click.UsageError("--despill changes the cutout's colours: add --cutout FILE")
     if uncertainty is not None and seeds < 2:
         raise click.UsageError("--uncertainty is the spread of several samples: add --seeds 4 (or any N >= 2)")
     if seeds > 1 and (trajectory is not None or flip_tta):
@@ -367,6 +371,11 @@ def _run_folder(
 )
 @click.option("--background", metavar="FILE|#RRGGBB", help="Composite the cutout on this image or colour instead.")
 @click.option(
+    "--despill", is_flag=True,
+    help="Take the old background's hue out of the cutout's edge colours (spill suppression, e.g. green "
+    "light in white fur). Off by default: a subject that shares the background's hue loses some colour.",
+)
+@click.option(
     "--trajectory", type=click.Path(path_type=Path), help="Also write every step's matte as an animation, e.g. steps.gif."
 )
 @click.option(
@@ -426,6 +435,7 @@ def command(
     auto_trimap: bool,
     cutout: Path | None,
     background: str | None,
+    despill: bool,
     trajectory: Path | None,
     seeds: int,
     uncertainty: Path | None,
@@ -446,7 +456,7 @@ def command(
     verbose: bool,
 ) -> None:
     _check_usage(image, trimap, images, trimaps, auto_trimap, cutout, background, seeds, uncertainty, trajectory,
-                 flip_tta)
+                 flip_tta, despill)
     keep_freed_memory()  # every step's maps reused from the heap (diffmatte.runtime)
     settings = Settings(
         model=model,
@@ -464,6 +474,7 @@ def command(
         flip_tta=flip_tta,
         fusion=fusion,
         seeds=seeds,
+        despill=despill,
     )
     runner = Runner(settings)
     echo = _stderr_echo()

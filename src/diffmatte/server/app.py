@@ -184,6 +184,15 @@ class Form:
             raise ApiError(400, f"{name} must lie in {lo}..{hi}, got {value}")
         return value
 
+    def flag(self, name: str) -> bool:
+        """An on/off field: 1/true/on or 0/false/off (absent or empty: off)."""
+        raw = (self.fields.get(name) or "0").strip().lower()
+        if raw in ("1", "true", "on", "yes"):
+            return True
+        if raw in ("0", "false", "off", "no"):
+            return False
+        raise ApiError(400, f"{name} must be 1 or 0 (true or false), got {raw[:40]!r}")
+
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         value = self.fields.get(name) or default
         if value not in choices:
@@ -360,6 +369,7 @@ class _Api:
         if output == "uncertainty" and req.seeds < 2:
             raise ApiError(400, "output=uncertainty is the spread of several samples: send seeds of 2 or more")
         background = form.fields.get("background") or None
+        despill = form.flag("despill")
         engine = self.engine
 
         def job(ctx: JobContext) -> bytes:
@@ -368,7 +378,7 @@ class _Api:
                 return engine.uncertainty_png(spread)
             if output == "alpha":
                 return encode_png(to_uint8(alpha))
-            return engine.render_cutout(image, alpha, background)
+            return engine.render_cutout(image, alpha, background, despill)
 
         png = await self._run(job)
         return Response(png, media_type="image/png", headers={"X-Diffmatte-Steps": str(req.steps)})
@@ -443,7 +453,8 @@ class _Api:
         form = await read_form(request)
         image, alpha = form.file("image") or b"", form.file("alpha") or b""
         background = form.fields.get("background") or None
-        png = await self._run(lambda ctx: self.engine.cutout_png(ctx, image, alpha, background))
+        despill = form.flag("despill")
+        png = await self._run(lambda ctx: self.engine.cutout_png(ctx, image, alpha, background, despill))
         return Response(png, media_type="image/png")
 
 

@@ -305,11 +305,12 @@ class Engine:
         )
         return result.alpha, result.window
 
-    def cutout_png(self, ctx: JobContext, image: Upload, alpha: Upload, background: str | None) -> bytes:
+    def cutout_png(self, ctx: JobContext, image: Upload, alpha: Upload, background: str | None,
+                   despill: bool = False) -> bytes:
         img = self.session.load_image(image)
         a = self.session.load_alpha(alpha, img.shape[:2])
         ctx.check()
-        return self.render_cutout(img, a, background)
+        return self.render_cutout(img, a, background, despill)
 
     @staticmethod
     def suggestions(spread: np.ndarray, count: int = 3) -> list[list[int]]:
@@ -327,7 +328,7 @@ class Engine:
         return encode_png(to_uint8(uncertainty_image(spread)))
 
     @staticmethod
-    def render_cutout(image: np.ndarray, alpha: np.ndarray, background: str | None) -> bytes:
+    def render_cutout(image: np.ndarray, alpha: np.ndarray, background: str | None, despill: bool = False) -> bytes:
         from PIL import ImageColor
 
         colour = None
@@ -339,5 +340,5 @@ class Engine:
                 raise InputError(f"background {background!r}: not a colour; give one as #RRGGBB") from None
         # From the 8-bit matte the client receives, so a cutout made later from that matte
         # (/api/cutout, the page) is the same image as output=cutout.
-        out = MattingSession.cutout(image, to_uint8(alpha).astype(np.float32) / 255.0, colour)
+        out = MattingSession.cutout(image, to_uint8(alpha).astype(np.float32) / 255.0, colour, despill)
         return encode_png(to_uint8(out))

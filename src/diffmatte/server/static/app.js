@@ -17,6 +17,7 @@ const S = {
   alphaPng: null,     // Blob: the server's PNG of that matte (what "Download alpha" saves)
   cutout: null,       // Uint8ClampedArray RGBA: estimated foreground colours + alpha
   cutoutPng: null,
+  cutoutDespill: false, // whether that cutout was made with "remove colour spill"
   stroke: null,       // Uint8Array w*h: pixels of the stroke being painted (shown over the matte)
   box: null,          // [x0, y0, x1, y1) of the current stroke
   unsure: null,       // Uint8Array w*h: where the seeds disagree (the uncertainty view), or null
@@ -281,7 +282,8 @@ stage.addEventListener("drop", (e) => {
 // An undo step is the trimap and the matte as they were: undoing a correction also takes back
 // the re-matted window (and the downloads follow).
 function pushUndo() {
-  S.undo.push({ trimap: S.trimap.slice(), alpha: S.alpha, alphaPng: S.alphaPng, cutout: S.cutout, cutoutPng: S.cutoutPng });
+  S.undo.push({ trimap: S.trimap.slice(), alpha: S.alpha, alphaPng: S.alphaPng, cutout: S.cutout, cutoutPng: S.cutoutPng,
+                cutoutDespill: S.cutoutDespill });
   if (S.undo.length > UNDO_LIMIT) S.undo.shift();
 }
 
@@ -289,9 +291,12 @@ function undo() {
   if (!S.undo.length || S.busy) return;
   const u = S.undo.pop();
   S.trimap = u.trimap; S.alpha = u.alpha; S.alphaPng = u.alphaPng; S.cutout = u.cutout; S.cutoutPng = u.cutoutPng;
+  S.cutoutDespill = u.cutoutDespill;
   forgetUnsure();
   render(); enable();
   status("undone.");
+  // the cutout must follow the spill setting as it is now, not as it was
+  if (S.alphaPng !== null && S.cutoutDespill !== $("despill").checked) updateCutout();
 }
 
 async function autoTrimap() {
@@ -417,20 +422,22 @@ async function showMatte(blob) {
 }
 
 async function updateCutout() {
-  const gen = S.generation, alphaPng = S.alphaPng;
+  const gen = S.generation, alphaPng = S.alphaPng, despill = $("despill").checked;
+  const current = () => gen === S.generation && alphaPng === S.alphaPng && despill === $("despill").checked;
   S.cutout = null; S.cutoutPng = null; enable();
   $("save-cutout").textContent = "Download cutout (estimating colours…)";
   try {
-    const blob = await (await post("/api/cutout", { image: S.file, alpha: alphaPng })).blob();
+    const blob = await (await post("/api/cutout", { image: S.file, alpha: alphaPng, despill: despill ? 1 : 0 })).blob();
     const p = await pixels(blob);
-    // Dropped if another image opened or the matte changed meanwhile (a download must match the screen).
-    if (gen !== S.generation || alphaPng !== S.alphaPng) return;
-    S.cutout = p.data; S.cutoutPng = blob;
+    // Dropped if another image opened, the matte changed or the spill setting changed meanwhile
+    // (a download must match the screen).
+    if (!current()) return;
+    S.cutout = p.data; S.cutoutPng = blob; S.cutoutDespill = despill;
     if ($("view").value === "cutout" || $("view").value === "compare") render();
   } catch (e) {
     if (gen === S.generation) status(`cutout: ${e.message}`, true);
   } finally {
-    if (gen === S.generation && alphaPng === S.alphaPng) $("save-cutout").textContent = "Download cutout";
+    if (current()) $("save-cutout").textContent = "Download cutout";
     enable();
   }
 }
@@ -548,6 +555,7 @@ $("rematte").addEventListener("click", () => {
 
 // -- views and downloads ------------------------------------------------------------------------
 for (const id of ["view", "bg", "colour", "split"]) $(id).addEventListener("input", () => render());
+$("despill").addEventListener("change", () => { if (S.alphaPng !== null) updateCutout(); });
 
 function save(blob, name) {
   const a = document.createElement("a");
