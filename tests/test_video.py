@@ -415,7 +415,7 @@ def test_cli_end_to_end(tmp_path: Path, tiny_path: Path, clip_env: tuple[Path, P
     # a background video shorter than the clip is looped, at its own size
     backdrop = write_clip(tmp_path / "bg.mkv", [np.full((30, 40, 3), 200, np.uint8)] * 2)
     r = invoke(clip, "--trimap", first, "-o", tmp_path / "a2.mkv", "--cutout", tmp_path / "over.mkv",
-               "--background", backdrop, "--model", tiny_path, "--steps", "1")
+               "--background", backdrop, "--despill", "--model", tiny_path, "--steps", "1")
     assert r.exit_code == 0, r.output
     with av.open(str(tmp_path / "over.mkv")) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
@@ -464,6 +464,7 @@ def test_cli_bad_inputs(tmp_path: Path, tiny_path: Path, clip_env: tuple[Path, P
         ((clip, "--trimap", first, "-o", tmp_path / "o.avi"), "must end in"),
         ((clip, "-o", tmp_path / "o.mkv"), "give the first frame's trimap"),
         ((clip, "--trimap", first, "-o", tmp_path / "o.mkv", "--background", "red"), "--background needs --cutout"),
+        ((clip, "--trimap", first, "-o", tmp_path / "o.mkv", "--despill"), "--despill changes the cutout"),
         ((clip, "--trimap", first, "-o", tmp_path / "o.mkv", "--cutout", tmp_path / "c.mp4"), "must end in"),
         ((clip, "--trimap", first, "-o", clip), "also an input"),
         ((tmp_path / "resized.h264", "--trimap", first, "-o", tmp_path / "o.mkv"), "frames must keep one size"),

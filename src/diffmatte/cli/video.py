@@ -69,6 +69,8 @@ not changed, which removes flicker from sensor noise (0 turns it off).
 @click.option("--cutout", type=click.Path(path_type=Path), help="Also write the cutout (.mov, .webm, .mkv; "
               "with --background .mp4 or .mkv).")
 @click.option("--background", metavar="COLOUR|IMAGE|VIDEO", help="Composite the cutout over this.")
+@click.option("--despill", is_flag=True, help="Take the old background's hue out of the cutout's edge colours "
+              "(as predict --despill; off by default).")
 @model_option
 @steps_option
 @click.option("--mode", type=click.Choice(["warm", "fixed", "independent"]), default="warm", show_default=True,
@@ -89,7 +91,8 @@ not changed, which removes flicker from sensor noise (0 turns it off).
 @overwrite_option
 @click.option("-v", "--verbose", is_flag=True, help="Print the settings and each frame's steps and time.")
 def command(clip: Path, output: Path, trimap_path: Path | None, trimaps_dir: Path | None, auto_trimap: bool,
-            cutout: Path | None, background: str | None, model: str, steps: int, mode: str, warm_steps: int,
+            cutout: Path | None, background: str | None, despill: bool, model: str, steps: int, mode: str,
+            warm_steps: int,
             warm_start: float, steady: float, seed: int, fusion: bool | None, precision: str, max_frames: int,
             band: int | None, threads: int | None, overwrite: bool, verbose: bool) -> None:
     from ..video.container import check_sink_path, probe
@@ -100,6 +103,8 @@ def command(clip: Path, output: Path, trimap_path: Path | None, trimaps_dir: Pat
         raise InputError("--trimap and --trimaps cannot be combined: give one")
     if background is not None and cutout is None:
         raise InputError("--background needs --cutout (the file to write the composite to)")
+    if despill and cutout is None:
+        raise InputError("--despill changes the cutout's colours: add --cutout FILE")
     info = probe(clip)
     check_sink_path(output, "alpha", overwrite, inputs=(clip,))
     if cutout is not None:
@@ -118,7 +123,7 @@ def command(clip: Path, output: Path, trimap_path: Path | None, trimaps_dir: Pat
         net = load_model(model, precision=precision)
         auto = _auto_maker(band) if auto_trimap else None
         _run(net, info, output, cutout, backdrop, first, per_frame, auto, mode, steps, warm_steps, warm_start,
-             steady, seed, fusion, max_frames, verbose, echo)
+             steady, seed, fusion, max_frames, verbose, echo, despill=despill)
 
 
 def _read_first_trimap(path: Path, width: int, height: int) -> "np.ndarray":
@@ -178,10 +183,12 @@ def _looped(path: Path, read: Callable[..., Iterator[Any]]) -> Iterator[Any]:
 
 def _run(net: Any, info: Any, output: Path, cutout: Path | None, backdrop: Any, first: Any, per_frame: Any,
          auto: Any, mode: str, steps: int, warm_steps: int, warm_start: float, steady: float, seed: int,
-         fusion: bool | None, max_frames: int, verbose: bool, echo: Callable[[str], None]) -> None:
+         fusion: bool | None, max_frames: int, verbose: bool, echo: Callable[[str], None], *,
+         despill: bool = False) -> None:
     from tqdm import tqdm
 
-    from ..foreground import composite, estimate_foreground
+    from ..foreground import composite
+    from ..foreground import cutout as cut_out
     from ..video.container import FrameSink, read_frames
     from ..video.matting import VideoOptions, matte_video
 
@@ -214,7 +221,7 @@ def _run(net: Any, info: Any, output: Path, cutout: Path | None, backdrop: Any, 
                 import numpy as np
 
                 rgb = f.image.astype(np.float32) / 255.0
-                rgba = np.concatenate([estimate_foreground(rgb, f.alpha), f.alpha[..., None]], axis=2)
+                rgba = cut_out(rgb, f.alpha, despill=despill, max_pixels=None)
                 cut_sink.write(composite(rgba, backdrop(f.index, size)) if backdrop is not None else rgba)
             warm += f.warm
             restarts += f.restarted
