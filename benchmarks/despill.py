@@ -87,6 +87,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("runs/valset"))
     ap.add_argument("--cache", type=Path, default=Path("runs/despill_alpha"), help="the model's mattes (.npy), made if missing")
+    ap.add_argument("--auto-trimap", action="store_true",
+                    help="matte from the automatic trimap (the app's default path) instead of the set's trimap; "
+                         "images without a salient object are left out")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -95,10 +98,21 @@ def main() -> None:
     rows = []
     for name in sorted(manifest):
         image = load_image(next((args.data / "image").glob(f"{name}.*")))
-        cached = args.cache / f"{name}.npy"
+        cached = args.cache / f"{name}{'-auto' if args.auto_trimap else ''}.npy"
         if not cached.exists():
             model = model or load_model("default")
-            np.save(cached, model.predict(image, read_alpha(next((args.data / "trimap").glob(f"{name}.*"))), 10, 0))
+            if args.auto_trimap:
+                from diffmatte.errors import InputError
+                from diffmatte.trimap import auto_trimap
+
+                try:
+                    trimap = auto_trimap(image)
+                except InputError as e:
+                    print(name, f"left out: {e}", flush=True)
+                    continue
+            else:
+                trimap = read_alpha(next((args.data / "trimap").glob(f"{name}.*")))
+            np.save(cached, model.predict(image, trimap, 10, 0))
         alpha = np.load(cached)
         truth = read_alpha(next((args.data / "alpha").glob(f"{name}.*")))[..., None]
         true_fg = load_image(next((args.data / "fg").glob(f"{name}.*")))
@@ -125,8 +139,8 @@ def main() -> None:
         print(f"| {variant} | {summary[variant]['mean']} | {summary[variant]['median']} | {better} / {worse} "
               f"| {tint[variant]} |")
     if args.json:
-        args.json.write_text(json.dumps({"command": "python benchmarks/despill.py --data runs/valset --json "
-                                         f"{args.json}", "rows": rows, "summary": summary}, indent=1) + "\n")
+        command = f"python benchmarks/despill.py --data {args.data}{' --auto-trimap' if args.auto_trimap else ''} --json {args.json}"
+        args.json.write_text(json.dumps({"command": command, "rows": rows, "summary": summary}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
