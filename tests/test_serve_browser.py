@@ -406,3 +406,9 @@ def test_remove_colour_spill_gives_the_apis_despilled_cutout_and_back(page: Page
     page.wait_for_function("() => window.diffmatte.cutoutDespill === false", timeout=60_000)
     page.wait_for_selector("#save-cutout:not([disabled])", timeout=60_000)
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(_download(page, "#save-cutout")))), plain)
+
+
+def test_the_shrink_offer_is_not_shown_before_it_is_needed(page: Page, server: BackgroundServer) -> None:
+    # It sat under "Open…" as an empty button: the row's flex layout overrode the hidden attribute.
+    _open_lemur(page, server)
+    assert not page.is_visible("#shrink-row") and not page.is_visible("#shrink")
