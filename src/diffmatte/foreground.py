@@ -31,8 +31,8 @@ from .writers import to_uint8
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["estimate_foreground", "estimate_foreground_background", "estimate_foreground_blur_fusion", "remove_spill", "cutout",
-           "composite", "parse_background"]
+__all__ = ["estimate_foreground", "estimate_foreground_background", "estimate_foreground_blur_fusion", "remove_spill",
+           "cutout", "composite", "parse_background"]
 
 # remove_spill's defaults: its reach as a fraction of the image's longer side, and its cap
 DESPILL_REACH, DESPILL_CAP = 0.05, 0.5
@@ -216,7 +216,7 @@ def estimate_foreground_blur_fusion(image: np.ndarray, alpha: np.ndarray, large:
 
 
 def remove_spill(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, reach: float | None = None,
-            cap: float = DESPILL_CAP) -> np.ndarray:
+                 cap: float = DESPILL_CAP) -> np.ndarray:
     """Foreground colours with the old background's hue taken out near the matte's edge.
 
     Light from the old background can tint a subject where the matte is 1, for example white fur
@@ -247,7 +247,8 @@ def remove_spill(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, reach: float
     b = np.asarray(bg, np.float32)
     a = np.asarray(alpha, np.float32)
     if f.shape != b.shape or f.ndim != 3 or f.shape[:2] != a.shape:
-        raise InputError(f"remove_spill needs fg and bg (H, W, 3) and alpha (H, W) of one size; got {f.shape}, {b.shape}, {a.shape}")
+        raise InputError(f"remove_spill needs fg and bg (H, W, 3) and alpha (H, W) of one size; "
+                         f"got {f.shape}, {b.shape} and {a.shape}")
     reach = DESPILL_REACH * max(a.shape) if reach is None else reach
     depth = ndimage.distance_transform_edt(a >= 0.98)
     weight = (np.clip(1 - depth / max(reach, 1.0), 0, 1) * (a > 0)).astype(np.float32)[..., None]

@@ -92,9 +92,8 @@ not changed, which removes flicker from sensor noise (0 turns it off).
 @click.option("-v", "--verbose", is_flag=True, help="Print the settings and each frame's steps and time.")
 def command(clip: Path, output: Path, trimap_path: Path | None, trimaps_dir: Path | None, auto_trimap: bool,
             cutout: Path | None, background: str | None, despill: bool, model: str, steps: int, mode: str,
-            warm_steps: int,
-            warm_start: float, steady: float, seed: int, fusion: bool | None, precision: str, max_frames: int,
-            band: int | None, threads: int | None, overwrite: bool, verbose: bool) -> None:
+            warm_steps: int, warm_start: float, steady: float, seed: int, fusion: bool | None, precision: str,
+            max_frames: int, band: int | None, threads: int | None, overwrite: bool, verbose: bool) -> None:
     from ..video.container import check_sink_path, probe
 
     if sum(x is not None and x is not False for x in (trimap_path, trimaps_dir, auto_trimap or None)) == 0:
