@@ -112,7 +112,8 @@ train-glass: $(STAMP)
 	if [ -d runs/default-6 ]; then $(BIN)/diffmatte train --resume runs/default-6; \
 	else $(BIN)/diffmatte train default_glass --set run_name=default-6; fi
 	$(BIN)/python scripts/package_default.py runs/default-6/best/ema.safetensors --working-megapixels 0.5 \
-		--fusion-strength 1e-6 --fusion-iterations 1000 --fusion-unanchored-strength 1e-4 --fusion-unanchored-iterations 400
+		--fusion-strength 1e-6 --fusion-iterations 1000 --fusion-unanchored-strength 1e-4 --fusion-unanchored-iterations 400 \
+		--snap 0.02
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py

@@ -30,6 +30,8 @@ def main() -> None:
     ap.add_argument("--fusion-unanchored-strength", type=float, default=None,
                     help="the weight instead where the trimap lacks sure foreground or background")
     ap.add_argument("--fusion-unanchored-iterations", type=int, default=None)
+    ap.add_argument("--snap", type=float, default=0.0,
+                    help="the final matte's unknown pixels below this become 0, above 1 - this 1 (0 = off)")
     ap.add_argument("-o", "--output", type=Path, default=DEST)
     args = ap.parse_args()
     sd, stored = read_state_dict(args.checkpoint)
@@ -37,13 +39,14 @@ def main() -> None:
                            unanchored_strength=args.fusion_unanchored_strength,
                            unanchored_iterations=args.fusion_unanchored_iterations)
               if args.fusion_strength > 0 else None)
-    config = dataclasses.replace(config_for(sd, None, stored), working_megapixels=args.working_megapixels, fusion=fusion)
+    config = dataclasses.replace(config_for(sd, None, stored), working_megapixels=args.working_megapixels, fusion=fusion,
+                                 snap=args.snap)
     net = DiffMatteNet(config)
     load_into(net, sd, config.name)
     save_safetensors(net, config, args.output)
     digest = sha256_file(args.output)
     print(f"{args.output}: {config.name}, working_megapixels={config.working_megapixels}, fusion={config.fusion}, "
-          f"sha256 {digest}")
+          f"snap={config.snap}, sha256 {digest}")
 
 
 if __name__ == "__main__":

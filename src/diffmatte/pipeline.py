@@ -257,6 +257,7 @@ class DiffMatte:
         uncertainty: bool = False,
         init: np.ndarray | None = None,
         start: float = 1.0,
+        snap: float | None = None,
     ) -> Any:
         """Alpha matte for one image.
 
@@ -293,6 +294,9 @@ class DiffMatte:
                 frame's, moved to this one), noised to time ``start``; ``steps`` then span
                 ``start`` -> 0. None: the usual start from pure noise.
             start: the warm start's time in (0, 1); small keeps more of ``init``.
+            snap: the final matte's unknown pixels below this become 0 and above 1 - this become
+                1 (not the per-step frames). None: the model's own (``config.snap``; 0 = off for
+                official checkpoints).
 
         Returns:
             (H, W) float32 in [0, 1]; with ``trajectory=True``, (steps, H, W) float32 in [0, 1]
@@ -310,6 +314,9 @@ class DiffMatte:
             raise InputError("uncertainty needs seeds >= 2 (it is the spread of several samples)")
         if seeds > 1 and (flip_tta or trajectory):
             raise InputError("seeds > 1 cannot be combined with flip_tta or trajectory")
+        snap = self.config.snap if snap is None else snap
+        if not 0 <= snap < 0.5:
+            raise InputError(f"snap must lie in [0, 0.5) (0 = off), got {snap}")
         img_arr, tri_arr = load_pair(image, trimap, max_pixels=max_pixels)
         init_arr = None if init is None else _init_matte(init, tri_arr.shape)
         img = torch.from_numpy(np.ascontiguousarray(img_arr.transpose(2, 0, 1)))[None]
@@ -398,7 +405,7 @@ class DiffMatte:
             init=init_t,
             start=start,
         )
-        alpha = merge(out.alpha, final=True)
+        alpha = _snap(merge(out.alpha, final=True), tri_arr, snap)
         if uncertainty:
             std = spread[0]
             if upsample is not None:
@@ -468,3 +475,12 @@ class DiffMatte:
             )
             for image, trimap in zip(images, trimaps, strict=True)
         ]
+
+
+def _snap(alpha: np.ndarray, trimap: np.ndarray, snap: float) -> np.ndarray:
+    """``alpha`` with its unknown pixels below ``snap`` set to 0 and above 1 - ``snap`` to 1."""
+    if snap == 0:
+        return alpha
+    unknown = trimap == 0.5
+    out = np.where(unknown & (alpha < snap), 0.0, alpha)
+    return np.where(unknown & (out > 1 - snap), 1.0, out).astype(np.float32)

@@ -30,7 +30,7 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
     "default": PackagedModel(
         name="default",
         filename="default.safetensors",
-        sha256="c5395641406d5104d155bb9c804c07af408b684400e37562dfc9d90fd2f471b5",
+        sha256="760a8969f05660e9ff70d7e82ad89e0297a51d1c441f5111f8a07f48630a1f3c",
         description="lite0 (ImageNet EfficientNet-Lite0 + DUNet), 5.6 M params, trained about 9.5 h on a 2-core CPU; fused with closed-form's colour model",
     ),
 }

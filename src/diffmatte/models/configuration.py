@@ -28,6 +28,10 @@ class DiffMatteConfig:
     # Closed-form's colour model fused with the matte at the working size (diffmatte.fusion);
     # None = off (every official preset: their outputs stay the official code's).
     fusion: FusionConfig | None = None
+    # The final matte's unknown pixels below this become 0 and above 1 - this become 1: the
+    # faint haze the default model leaves over the background of the unknown band (and just
+    # under 1 inside the subject; benchmarks/faint_alpha.py). 0 = off (every official preset).
+    snap: float = 0.0
     # The decoder also sees colour evidence from the trimap's known pixels
     # (diffmatte.models.evidence); its first layer then takes 7 + 5 channels.
     evidence: bool = False
@@ -37,6 +41,8 @@ class DiffMatteConfig:
             raise ValueError(f"unknown encoder {self.encoder!r}; known encoders: {', '.join(list_encoders())}")
         if not self.working_megapixels >= 0:
             raise ValueError(f"working_megapixels must be >= 0 (0 = full resolution), got {self.working_megapixels}")
+        if not 0 <= self.snap < 0.5:
+            raise ValueError(f"snap must lie in [0, 0.5) (0 = off), got {self.snap}")
         channels = getattr(self.encoder_config, "embed_dim", None)
         if self.encoder == "vit" and channels != self.decoder.feature_channels:
             raise ValueError(
@@ -52,6 +58,7 @@ class DiffMatteConfig:
             "diffusion": asdict(self.diffusion),
             "working_megapixels": self.working_megapixels,
             "fusion": asdict(self.fusion) if self.fusion is not None else None,
+            "snap": self.snap,
             "evidence": self.evidence,
         }
 
@@ -66,6 +73,7 @@ class DiffMatteConfig:
                 name=d.get("name", "custom"),
                 working_megapixels=float(d.get("working_megapixels", 0.0)),
                 fusion=FusionConfig(**d["fusion"]) if d.get("fusion") else None,
+                snap=float(d.get("snap", 0.0)),
                 evidence=bool(d.get("evidence", False)),
             )
         except (KeyError, TypeError) as e:
