@@ -43,8 +43,9 @@ def main() -> None:
     args = ap.parse_args()
     from diffmatte import load_model
     from diffmatte.evaluation.metrics import sad
-    from diffmatte.fusion import fuse
+    from diffmatte.fusion import fuse_matte
     from diffmatte.io import read_alpha_u8, read_image, read_trimap_levels, trimap_from_array
+    from diffmatte.pipeline import snap_faint_alpha
     from diffmatte.selection import select_names
     from diffmatte.upsample import GuidedUpsampler, downscale_image, downscale_trimap, working_shape
 
@@ -67,9 +68,9 @@ def main() -> None:
         unknown = tri_low == 0.5
 
         def score(frame: np.ndarray) -> float:
-            a = fuse(img_low, tri_low, frame, fusion.strength, fusion) if fusion is not None else frame
+            a = fuse_matte(img_low, tri_low, frame, None, fusion) if fusion is not None else frame
             full = upsample(a) if upsample is not None else a
-            full = np.where(tri == 0.5, full, tri)
+            full = snap_faint_alpha(np.where(tri == 0.5, full, tri), tri, model.config.snap)
             return sad(np.clip(np.rint(full * 255), 0, 255).astype(np.uint8), gt, tri8)
 
         rows: dict[str, dict[str, float]] = {}

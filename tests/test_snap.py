@@ -22,7 +22,7 @@ def _scene(h: int = 64, w: int = 64) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_snap_moves_only_faint_unknown_pixels() -> None:
-    from diffmatte.pipeline import _snap
+    from diffmatte.pipeline import snap_faint_alpha as _snap
 
     trimap = np.array([[0, 0.5, 0.5, 0.5, 0.5, 1]], np.float32)
     alpha = np.array([[0, 0.01, 0.3, 0.97, 0.995, 1]], np.float32)

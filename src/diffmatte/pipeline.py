@@ -405,7 +405,7 @@ class DiffMatte:
             init=init_t,
             start=start,
         )
-        alpha = _snap(merge(out.alpha, final=True), tri_arr, snap)
+        alpha = snap_faint_alpha(merge(out.alpha, final=True), tri_arr, snap)
         if uncertainty:
             std = spread[0]
             if upsample is not None:
@@ -477,8 +477,9 @@ class DiffMatte:
         ]
 
 
-def _snap(alpha: np.ndarray, trimap: np.ndarray, snap: float) -> np.ndarray:
-    """``alpha`` with its unknown pixels below ``snap`` set to 0 and above 1 - ``snap`` to 1."""
+def snap_faint_alpha(alpha: np.ndarray, trimap: np.ndarray, snap: float) -> np.ndarray:
+    """``alpha`` with the unknown pixels of ``trimap`` ({0, 0.5, 1}) below ``snap`` set to 0 and
+    above 1 - ``snap`` to 1 (``DiffMatteConfig.snap``; what ``predict`` does last)."""
     if snap == 0:
         return alpha
     unknown = trimap == 0.5
