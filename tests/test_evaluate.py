@@ -176,7 +176,7 @@ def test_unusable_folder(tmp_path: Path, make, message: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["cf", "cf-amg", "knn", "lkm", "rw"])
+@pytest.mark.parametrize("method", ["cf", "cf-amg", "knn", "knn-amg", "lkm", "rw"])
 def test_baselines_recover_a_ramp(method: str) -> None:
     image, alpha, trimap = _arrays(0)
     pred = estimate_alpha(method, image, trimap)
@@ -483,3 +483,8 @@ def test_a_solver_that_does_not_converge_leaves_that_image_empty_and_the_run_goe
     assert np.isnan(sads[0]) and np.isfinite(sads[1])
     paths = ev.write_reports(result, tmp_path / "out")
     assert json.loads(paths["summary_json"].read_text())["results"][0]["sad"] == pytest.approx(sads[1])
+
+
+def test_knn_amg_solves_the_same_system_as_knn() -> None:
+    image, _, trimap = _arrays(3, 64, 80)
+    assert np.abs(estimate_alpha("knn-amg", image, trimap) - estimate_alpha("knn", image, trimap)).max() < 2e-3

@@ -43,6 +43,8 @@ CLASSICAL_METHODS: dict[str, str] = {
     "pip install pyamg)",
     "knn": "KNN matting (Chen et al. 2013); pymatting estimate_alpha_knn: "
     "n_neighbors [20, 10], distance weights [2, 0.1], binary kernel, CG with Jacobi preconditioner",
+    "knn-amg": "KNN matting as knn, the same linear system to the same tolerance, with pyamg's "
+    "smoothed-aggregation multigrid as the CG preconditioner (pip install pyamg)",
     "lkm": "large-kernel matting Laplacian (He et al. 2010); pymatting estimate_alpha_lkm: "
     "epsilon 1e-7, radius 10, CG with Jacobi preconditioner",
     "rw": "random-walk matting (Grady et al. 2005); pymatting estimate_alpha_rw: "
@@ -77,6 +79,8 @@ def _solver(method: str) -> _SolverFn:
         raise ImportError("the classical baselines need pymatting: pip install pymatting") from e
     if method == "cf-amg":
         return functools.partial(pymatting.estimate_alpha_cf, preconditioner=_amg_preconditioner)
+    if method == "knn-amg":
+        return functools.partial(pymatting.estimate_alpha_knn, preconditioner=_amg_preconditioner)
     solvers: dict[str, _SolverFn] = {
         "cf": pymatting.estimate_alpha_cf,
         "knn": pymatting.estimate_alpha_knn,
@@ -90,7 +94,7 @@ def _amg_preconditioner(matrix):  # type: ignore[no-untyped-def]
     try:
         import pyamg
     except ImportError as e:
-        raise InputError("method cf-amg needs pyamg: pip install pyamg (or diffmatte[eval])") from e
+        raise InputError("methods cf-amg and knn-amg need pyamg: pip install pyamg (or diffmatte[eval])") from e
     return pyamg.smoothed_aggregation_solver(matrix.tocsr()).aspreconditioner()
 
 
@@ -113,7 +117,7 @@ def estimate_alpha(method: str, image: NDArray, trimap: NDArray) -> NDArray[np.f
 
     Parameters
     ----------
-    method : {"cf", "cf-amg", "knn", "lkm", "rw"}
+    method : {"cf", "cf-amg", "knn", "knn-amg", "lkm", "rw"}
         Which solver (see :data:`CLASSICAL_METHODS`).
     image : numpy.ndarray
         (H, W, 3) RGB, uint8 or float in [0, 1].
