@@ -201,6 +201,16 @@ def _open_lemur(page: Page, server: BackgroundServer) -> None:
     page.wait_for_selector("body[data-state=image]")
 
 
+def _matte_lemur_automatic(page: Page, server: BackgroundServer, steps: int) -> None:
+    """Open the example, make the automatic trimap and run ``steps`` steps to the end."""
+    _open_lemur(page, server)
+    page.click("#auto")
+    page.wait_for_selector("body[data-state=trimap]", timeout=60_000)
+    page.fill("#steps", str(steps))
+    page.click("#run")
+    page.wait_for_selector("body[data-state=done]", timeout=60_000)
+
+
 def _status(page: Page) -> str:
     return page.inner_text("#status")
 
@@ -265,12 +275,7 @@ def test_trimap_opens_from_a_file_and_downloads_as_one_grey_channel(page: Page, 
 
 
 def test_undo_takes_back_a_correction_and_its_matte(page: Page, server: BackgroundServer) -> None:
-    _open_lemur(page, server)
-    page.click("#auto")
-    page.wait_for_selector("body[data-state=trimap]", timeout=60_000)
-    page.fill("#steps", str(STEPS))
-    page.click("#run")
-    page.wait_for_selector("body[data-state=done]", timeout=60_000)
+    _matte_lemur_automatic(page, server, STEPS)
     page.wait_for_selector("#save-cutout:not([disabled])", timeout=60_000)
     before = _shown_alpha(page)
     trimap_before = _grey(_download(page, "#save-trimap"))
@@ -287,12 +292,7 @@ def test_undo_takes_back_a_correction_and_its_matte(page: Page, server: Backgrou
 
 
 def test_downloads_never_hand_out_another_images_results(page: Page, server: BackgroundServer, tmp_path: Path) -> None:
-    _open_lemur(page, server)
-    page.click("#auto")
-    page.wait_for_selector("body[data-state=trimap]", timeout=60_000)
-    page.fill("#steps", "1")
-    page.click("#run")
-    page.wait_for_selector("body[data-state=done]", timeout=60_000)
+    _matte_lemur_automatic(page, server, 1)
     # Another picture opened while the lemur's cutout is still being estimated.
     other = tmp_path / "other.png"
     Image.fromarray(np.full((300, 400, 3), 90, np.uint8)).save(other)
@@ -379,12 +379,7 @@ def test_the_status_line_sits_above_the_picture(page: Page, server: BackgroundSe
 def test_remove_colour_spill_gives_the_apis_despilled_cutout_and_back(page: Page, server: BackgroundServer) -> None:
     # The green light in the lemur's fur: the checkbox asks the server for the despilled cutout, the
     # view and the download follow it, and unticking brings the plain cutout back.
-    _open_lemur(page, server)
-    page.click("#auto")
-    page.wait_for_selector("body[data-state=trimap]", timeout=60_000)
-    page.fill("#steps", "1")
-    page.click("#run")
-    page.wait_for_selector("body[data-state=done]", timeout=60_000)
+    _matte_lemur_automatic(page, server, 1)
     page.wait_for_selector("#save-cutout:not([disabled])", timeout=60_000)
     alpha = _download(page, "#save-alpha")
     plain = np.asarray(Image.open(io.BytesIO(_download(page, "#save-cutout"))))

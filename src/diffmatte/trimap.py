@@ -76,6 +76,9 @@ def trimap_from_mask(mask: np.ndarray, band: int, inner: int | None = None,
     inner = band if inner is None else inner
     if band < 1 or inner < 1:
         raise InputError(f"band must be at least 1 px on each side, got {band} outside and {inner} inside")
+    low, high = soft
+    if not 0 <= low < 0.5 <= high <= 1:
+        raise InputError(f"soft must be (low, high) with 0 <= low < 0.5 <= high <= 1, got {soft}")
     m = np.asarray(mask, dtype=np.float32)
     if m.ndim != 2:
         raise InputError(f"mask must be (H, W), got shape {m.shape}")
@@ -91,9 +94,6 @@ def trimap_from_mask(mask: np.ndarray, band: int, inner: int | None = None,
     trimap = np.full(m.shape, 0.5, dtype=np.float32)
     trimap[fg & (inside > inner)] = 1.0
     trimap[~fg & (outside > band)] = 0.0
-    low, high = soft
-    if not 0 <= low < 0.5 <= high <= 1:
-        raise InputError(f"soft must be (low, high) with 0 <= low < 0.5 <= high <= 1, got {soft}")
     trimap[(m > low) & (m < high)] = 0.5
     return trimap
 
