@@ -14,9 +14,10 @@ Three kinds of clip, every frame's true matte known (diffmatte.data.clips):
 
 Configurations: ``independent`` (fresh noise, full steps), ``fixed`` (the clip's noise, full
 steps), ``warm`` (fixed noise, frames after the first warm-started), each with the steady
-filter off, and ``warm+steady`` (the default of `diffmatte video`). Metrics per clip: mean SAD
-and MSE over all frames (whole frame), dtSSD and MESSDdt (diffmatte.video.metrics), and
-seconds per frame; the table is the mean over clips of each kind.
+filter off, ``warm+steady`` (the default of `diffmatte video`), and ``no fusion`` (the default
+without the colour-model fusion: ``--no-fusion``). Metrics per clip: mean SAD and MSE over all
+frames (whole frame), dtSSD and MESSDdt (diffmatte.video.metrics), and seconds per frame; the
+table is the mean over clips of each kind.
 
     PATH=.venv/bin:$PATH python benchmarks/video_quality.py --json benchmarks/results/video_quality.json
 """
@@ -47,6 +48,7 @@ CONFIGS = {
     "fixed": dict(mode="fixed", steady=0.0),
     "warm": dict(mode="warm", steady=0.0),
     "warm+steady": dict(mode="warm"),
+    "no fusion": dict(mode="warm", fusion=False),
 }
 
 
