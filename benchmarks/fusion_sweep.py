@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from diffmatte import load_model
 from diffmatte.evaluation.metrics import sad
@@ -71,32 +72,23 @@ def _variants() -> dict[str, tuple[str, FusionConfig | None, bool]]:
                                                          preconditioner="ichol", tolerance=1e-6), False)
     out["mean uniform 1e-05"] = ("mean", FusionConfig(strength=1e-5, floor=1e-5), False)
     # the shipped setting with KNN matting's nonlocal Laplacian added (with_knn below), mu times
+    shipped = out["anchored 1e-06 x1000 / 0.0001 x400"][1]
     for mu in (0.1, 0.3, 1.0, 3.0):
-        out[f"anchored 1e-06 x1000 / 0.0001 x400 knn {mu:g}"] = ("seed0", FusionConfig(
-            strength=1e-6, floor=1e-6, iterations=1000, unanchored_strength=1e-4, unanchored_iterations=400), False)
+        out[f"anchored 1e-06 x1000 / 0.0001 x400 knn {mu:g}"] = ("seed0", shipped, False)
     return out
 
 
 def with_knn(image: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, config: FusionConfig, mu: float,
-             system: tuple, knn: "sp.csr_matrix") -> np.ndarray:
+             system: tuple, knn: sp.csr_matrix) -> np.ndarray:
     """The fused matte with ``mu`` times KNN matting's Laplacian (pymatting's ``knn_laplacian``
     of the image, RGB and position features, 20 and 10 neighbours) added to closed-form's: a
     nonlocal colour model that pulls a pixel towards the alpha of far pixels of its colour (the
     wide-band real photos where KNN matting beats closed-form), same weights and CG budget."""
-    import scipy.sparse as sp
-
-    from diffmatte.fusion import _jacobi_cg
-
-    setting = config.for_trimap(trimap)
     unknown = (trimap == 0.5).ravel()
     rows = knn[unknown]
     l_uu, known_part = system
-    a_net = np.clip(alpha, 0, 1).ravel()[unknown].astype(np.float64)
-    matrix = (l_uu + mu * rows[:, unknown] + sp.diags(np.full(int(unknown.sum()), setting.strength))).tocsr()
-    rhs = setting.strength * a_net - known_part - mu * (rows[:, ~unknown] @ trimap.ravel()[~unknown])
-    out = trimap.astype(np.float32).ravel()
-    out[unknown] = np.clip(_jacobi_cg(matrix, rhs, a_net, setting.iterations, setting.tolerance), 0, 1)
-    return out.reshape(trimap.shape)
+    combined = (l_uu + mu * rows[:, unknown], known_part + mu * (rows[:, ~unknown] @ trimap.ravel()[~unknown]))
+    return fuse_matte(image, trimap, alpha, None, config, combined)
 
 
 def coarse_to_fine(image: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, config: FusionConfig, coarse: int,
