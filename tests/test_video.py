@@ -366,6 +366,19 @@ def test_read_back_what_was_written(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_audio_stops_where_the_frames_do(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "c.mkv", [np.full((H, W, 3), 90, np.uint8)] * 24, audio=True)  # 2 s
+    for name in ("a.mkv", "a.mp4"):
+        with FrameSink(tmp_path / name, "alpha", Fraction(12), (W, H), clip) as sink:
+            for _ in range(6):  # 0.5 s, as --max-frames 6 writes
+                sink.write(np.zeros((H, W), np.float32))
+            assert sink.commit() is None
+        with av.open(str(tmp_path / name)) as c:
+            packets = [p for p in c.demux(c.streams.audio[0]) if p.pts is not None]
+            assert packets, name
+            assert max(float(p.pts * p.time_base) for p in packets) < 0.5, name
+
+
 def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "a.mkv"
     with pytest.raises(RuntimeError):

@@ -48,8 +48,9 @@ Outputs (by extension):
   -o        a folder (000000.png ...), .mkv (FFV1 grey, lossless) or .mp4 (H.264)
   --cutout  .mov (ProRes 4444 with alpha), .webm (VP9 with alpha) or .mkv (FFV1 RGBA);
             with --background (a colour, an image or a video): .mp4 or .mkv, no alpha
-The source's frame rate is kept, and its audio in video outputs. Outputs are written under a
-temporary name and appear only when the clip is done.
+The source's frame rate is kept, and its audio in video outputs (cut where the frames stop,
+as with --max-frames). Outputs are written under a temporary name and appear only when the
+clip is done.
 
 Sampler (--mode): warm (default) starts each frame after the first from the previous
 matte moved to it, --warm-steps steps from time --warm-start, with the clip's fixed noise;

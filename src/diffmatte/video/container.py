@@ -222,10 +222,15 @@ class FrameSink:
         source, self._audio_source = self._audio_source, None
         if source is None:
             return
+        # The matte may stop before the clip does (--max-frames): audio past its last frame would
+        # make players run on over a frozen picture.
+        end = Fraction(self.count) / Fraction(self._stream.average_rate or self.fps)
         try:
             for packet in source.demux(source.streams.audio[0]):
                 if packet.dts is None:
                     continue
+                if packet.pts is not None and packet.pts * packet.time_base >= end:
+                    break
                 packet.stream = self._audio_out
                 self._container.mux(packet)
         except av.error.FFmpegError as e:
