@@ -522,3 +522,39 @@ def test_cli_per_frame_trimaps_in_natural_order(tmp_path: Path, tiny_path: Path,
     r = invoke(clip, "--trimaps", folder, "-o", tmp_path / "m", "--model", tiny_path, "--steps", "1", "-v")
     assert r.exit_code == 0, r.output
     assert "3 frames in" in r.output and len(list((tmp_path / "m").iterdir())) == 3
+
+
+def test_trimap_of_a_clips_first_frame(tmp_path: Path, clip_env: tuple[Path, Path]) -> None:
+    clip, first = clip_env
+    frames, tri = _clip(3)
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.where(tri == 255, 255, 0).astype(np.uint8)).save(mask)
+    r = CliRunner().invoke(cli, ["trimap", str(clip), "--mask", str(mask), "-o", str(tmp_path / "t.png"),
+                                 "--save-frame", str(tmp_path / "f.png"), "--band", "3"])
+    assert r.exit_code == 0, r.output
+    made = np.asarray(Image.open(tmp_path / "t.png"))
+    assert made.shape == (H, W) and set(np.unique(made)) == {0, 128, 255}
+    frame = np.asarray(Image.open(tmp_path / "f.png"))
+    assert frame.shape == (H, W, 3) and np.abs(frame.astype(int) - frames[0]).max() <= 2  # FFV1 4:4:4 rounding
+
+
+@pytest.mark.parametrize("case", ["image", "exists", "broken"])
+def test_trimap_of_a_clip_bad_input(tmp_path: Path, clip_env: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
+                                    case: str) -> None:
+    from diffmatte.cli import main
+
+    clip, first = clip_env
+    (tmp_path / "old.png").write_bytes(b"keep")
+    (tmp_path / "bad.mp4").write_bytes(b"not a video at all")
+    source, frame_out, message = {
+        "image": (first, tmp_path / "f.png", "is not a video"),
+        "exists": (clip, tmp_path / "old.png", "--overwrite"),
+        "broken": (tmp_path / "bad.mp4", None, "not a video file"),
+    }[case]
+    args = ["trimap", str(source), "--mask", str(first), "-o", str(tmp_path / "t.png")]
+    with pytest.raises(SystemExit) as exc:  # the real entry point: one line and exit status 2
+        main(args + (["--save-frame", str(frame_out)] if frame_out else []))
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "t.png").exists() and not (tmp_path / "f.png").exists()
+    assert (tmp_path / "old.png").read_bytes() == b"keep"

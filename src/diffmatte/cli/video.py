@@ -160,10 +160,10 @@ def _auto_maker(band: int | None) -> Callable[["np.ndarray"], "np.ndarray"]:
 def _backdrop(background: str, clip: Path) -> Callable[[int, tuple[int, int]], Any]:
     """Frame i's background: a colour, an image, or a video's frame i (looped)."""
     from ..foreground import parse_background
-    from ..video.container import read_frames
+    from ..video.container import is_video_path, read_frames
 
     p = Path(background)
-    if p.is_file() and p.suffix.lower() in {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v"}:
+    if p.is_file() and is_video_path(p):
         if p.resolve() == clip.resolve():
             raise InputError("--background is the clip itself; give another video, an image or a colour")
         from ..video.container import probe

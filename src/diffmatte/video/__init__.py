@@ -4,7 +4,7 @@
 video-matting metrics (:mod:`.metrics`)."""
 from __future__ import annotations
 
-from .container import ClipInfo, probe, read_frames
+from .container import ClipInfo, first_frame, probe, read_frames
 from .matting import MODES, MattedFrame, VideoOptions, matte_video
 
-__all__ = ["ClipInfo", "MODES", "MattedFrame", "VideoOptions", "matte_video", "probe", "read_frames"]
+__all__ = ["ClipInfo", "MODES", "MattedFrame", "VideoOptions", "first_frame", "matte_video", "probe", "read_frames"]

@@ -24,7 +24,8 @@ import numpy as np
 from ..errors import DiffMatteError, InputError
 from ..writers import check_writable_folder, to_uint8
 
-__all__ = ["ClipInfo", "probe", "read_frames", "Kind", "FrameSink", "check_sink_path", "KINDS"]
+__all__ = ["ClipInfo", "probe", "read_frames", "first_frame", "is_video_path", "VIDEO_SUFFIXES", "Kind", "FrameSink",
+           "check_sink_path", "KINDS"]
 
 Kind = Literal["alpha", "cutout", "composite"]
 # kind -> extension -> (codec, pixel format, options)
@@ -40,6 +41,12 @@ KINDS: dict[str, dict[str, tuple[str, str, dict[str, str]]]] = {
 
 
 _FRAME_FORMAT = {"alpha": "gray", "cutout": "rgba", "composite": "rgb24"}  # what write() is handed
+# Taken as a clip where a command also accepts an image (a background, the picture of a trimap)
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v")
+
+
+def is_video_path(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 def _av() -> Any:
@@ -119,6 +126,12 @@ def read_frames(path: str | os.PathLike[str], limit: int = 0) -> Iterator[np.nda
         container.close()
     if count == 0:
         raise InputError(f"video {path} has no frames")
+
+
+def first_frame(path: str | os.PathLike[str]) -> np.ndarray:
+    """The first frame of ``path``, (H, W, 3) uint8 RGB: the picture ``diffmatte video
+    --trimap`` wants a trimap for."""
+    return next(read_frames(path, limit=1))
 
 
 def check_sink_path(path: str | os.PathLike[str], kind: Kind, overwrite: bool, inputs: tuple[Path, ...] = ()) -> Path:
