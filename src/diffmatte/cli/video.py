@@ -8,6 +8,7 @@ import re
 import sys
 import time
 from contextlib import ExitStack
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -48,9 +49,10 @@ Outputs (by extension):
   -o        a folder (000000.png ...), .mkv (FFV1 grey, lossless) or .mp4 (H.264)
   --cutout  .mov (ProRes 4444 with alpha), .webm (VP9 with alpha) or .mkv (FFV1 RGBA);
             with --background (a colour, an image or a video): .mp4 or .mkv, no alpha
-The source's frame rate is kept, and its audio in video outputs (cut where the frames stop,
-as with --max-frames). Outputs are written under a temporary name and appear only when the
-clip is done.
+--start SECONDS begins at the frame nearest that time (make its trimap with `diffmatte trimap
+CLIP --start SECONDS`); --max-frames stops after so many. The source's frame rate is kept, and
+its audio in video outputs, cut to the frames written. Outputs are written under a temporary
+name and appear only when the clip is done.
 
 Sampler (--mode): warm (default) starts each frame after the first from the previous
 matte moved to it, --warm-steps steps from time --warm-start, with the clip's fixed noise;
@@ -86,6 +88,9 @@ not changed, which removes flicker from sensor noise (0 turns it off).
 @click.option("--fusion/--no-fusion", default=None, help="Closed-form fusion per frame [default: the model's].")
 @click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto", show_default=True,
               help="Network arithmetic: auto picks bf16 where the CPU multiplies it natively.")
+@click.option("--start", type=click.FloatRange(0.0), default=0.0, metavar="SECONDS",
+              help="Begin at the frame nearest this time; --trimap is then that frame's (see `diffmatte trimap "
+                   "--start`), outputs and --trimaps count from it.  [default: 0]")
 @click.option("--max-frames", type=click.IntRange(0), default=0, help="Stop after this many frames (0 = all).")
 @band_option
 @threads_option
@@ -94,7 +99,8 @@ not changed, which removes flicker from sensor noise (0 turns it off).
 def command(clip: Path, output: Path, trimap_path: Path | None, trimaps_dir: Path | None, auto_trimap: bool,
             cutout: Path | None, background: str | None, despill: bool, model: str, steps: int, mode: str,
             warm_steps: int, warm_start: float, steady: float, seed: int, fusion: bool | None, precision: str,
-            max_frames: int, band: int | None, threads: int | None, overwrite: bool, verbose: bool) -> None:
+            start: float, max_frames: int, band: int | None, threads: int | None, overwrite: bool,
+            verbose: bool) -> None:
     from ..video.container import check_sink_path, probe
 
     if sum(x is not None and x is not False for x in (trimap_path, trimaps_dir, auto_trimap or None)) == 0:
@@ -106,6 +112,7 @@ def command(clip: Path, output: Path, trimap_path: Path | None, trimaps_dir: Pat
     if despill and cutout is None:
         raise InputError("--despill changes the cutout's colours: add --cutout FILE")
     info = probe(clip)
+    first_index = start_frame(info, start)
     check_sink_path(output, "alpha", overwrite, inputs=(clip,))
     if cutout is not None:
         check_sink_path(cutout, "composite" if background is not None else "cutout", overwrite, inputs=(clip,))
@@ -123,7 +130,17 @@ def command(clip: Path, output: Path, trimap_path: Path | None, trimaps_dir: Pat
         net = load_model(model, precision=precision)
         auto = _auto_maker(band) if auto_trimap else None
         _run(net, info, output, cutout, backdrop, first, per_frame, auto, mode, steps, warm_steps, warm_start,
-             steady, seed, fusion, max_frames, verbose, echo, despill=despill)
+             steady, seed, fusion, max_frames, verbose, echo, despill=despill, start=first_index)
+
+
+def start_frame(info: Any, seconds: float) -> int:
+    """The index of the frame nearest ``seconds`` into the clip (``--start``), checked against
+    its length where the header gives one."""
+    index = round(seconds * float(info.fps))
+    if index and info.frames and index >= info.frames:
+        raise InputError(f"--start {seconds:g} s is past the end of {info.path} ({info.frames} frames, "
+                         f"{info.frames / float(info.fps):.2f} s)")
+    return index
 
 
 def _read_first_trimap(path: Path, width: int, height: int) -> "np.ndarray":
@@ -184,7 +201,7 @@ def _looped(path: Path, read: Callable[..., Iterator[Any]]) -> Iterator[Any]:
 def _run(net: Any, info: Any, output: Path, cutout: Path | None, backdrop: Any, first: Any, per_frame: Any,
          auto: Any, mode: str, steps: int, warm_steps: int, warm_start: float, steady: float, seed: int,
          fusion: bool | None, max_frames: int, verbose: bool, echo: Callable[[str], None], *,
-         despill: bool = False) -> None:
+         despill: bool = False, start: int = 0) -> None:
     from tqdm import tqdm
 
     from ..foreground import composite
@@ -203,17 +220,19 @@ def _run(net: Any, info: Any, output: Path, cutout: Path | None, backdrop: Any, 
         from ..io import read_trimap, trimap_levels
 
         trimaps = lambda i, image: trimap_levels(read_trimap(per_frame[i])) if i < len(per_frame) else None  # noqa: E731
-    total = min(info.frames, max_frames) if max_frames and info.frames else (max_frames or info.frames or None)
+    left = max(info.frames - start, 0)
+    total = min(left, max_frames) if max_frames and left else (max_frames or left or None)
     size = (info.width, info.height)
     audio = info.path if info.has_audio else None
+    audio_start = Fraction(start) / info.fps
     started = time.perf_counter()
     warm = restarts = 0
     with ExitStack() as stack:
-        alpha_sink = stack.enter_context(FrameSink(output, "alpha", info.fps, size, audio))
+        alpha_sink = stack.enter_context(FrameSink(output, "alpha", info.fps, size, audio, audio_start))
         cut_kind = "composite" if backdrop is not None else "cutout"
-        cut_sink = stack.enter_context(FrameSink(cutout, cut_kind, info.fps, size, audio)) if cutout else None
+        cut_sink = stack.enter_context(FrameSink(cutout, cut_kind, info.fps, size, audio, audio_start)) if cutout else None
         bar = stack.enter_context(tqdm(total=total, unit="frame", desc="matting", disable=None))
-        frames = matte_video(net, read_frames(info.path, limit=max_frames), trimap=first, trimaps=trimaps,
+        frames = matte_video(net, read_frames(info.path, limit=max_frames, start=start), trimap=first, trimaps=trimaps,
                              auto=auto, options=options)
         for f in frames:
             alpha_sink.write(f.alpha)

@@ -105,17 +105,31 @@ def probe(path: str | os.PathLike[str]) -> ClipInfo:
         container.close()
 
 
-def read_frames(path: str | os.PathLike[str], limit: int = 0) -> Iterator[np.ndarray]:
-    """Every frame of ``path`` as an (H, W, 3) uint8 RGB array, in order (the first ``limit``
-    when > 0). Raises InputError for a file with no frames or one that stops decoding."""
+def read_frames(path: str | os.PathLike[str], limit: int = 0, start: int = 0) -> Iterator[np.ndarray]:
+    """Every frame of ``path`` as an (H, W, 3) uint8 RGB array, in order, from frame ``start``
+    (found by its timestamp, after a seek to the keyframe before it), the first ``limit`` of
+    them when > 0. Raises InputError for a file with no frames (from ``start`` on), or one that
+    stops decoding."""
     av = _av()
     container = _open_input(path)
     count = 0
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        fps = stream.average_rate or stream.guessed_rate or Fraction(25)
+        origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        if start > 0:
+            # half a frame early: a keyframe exactly at the target must not be skipped over
+            target = origin + (start - 0.5) / float(fps)
+            container.seek(max(int(target / stream.time_base), 0), stream=stream, backward=True)
         try:
             for frame in container.decode(stream):
+                if start > 0:
+                    if frame.time is None:
+                        raise InputError(f"video {path}: its frames carry no timestamps, so frame {start} "
+                                         "cannot be found; matte from the start (leave out --start)")
+                    if round((frame.time - origin) * float(fps)) < start:
+                        continue
                 yield frame.to_ndarray(format="rgb24")
                 count += 1
                 if limit and count >= limit:
@@ -125,13 +139,13 @@ def read_frames(path: str | os.PathLike[str], limit: int = 0) -> Iterator[np.nda
     finally:
         container.close()
     if count == 0:
-        raise InputError(f"video {path} has no frames")
+        raise InputError(f"video {path} has no frames" + (f" from frame {start} on" if start else ""))
 
 
-def first_frame(path: str | os.PathLike[str]) -> np.ndarray:
-    """The first frame of ``path``, (H, W, 3) uint8 RGB: the picture ``diffmatte video
-    --trimap`` wants a trimap for."""
-    return next(read_frames(path, limit=1))
+def first_frame(path: str | os.PathLike[str], start: int = 0) -> np.ndarray:
+    """Frame ``start`` of ``path``, (H, W, 3) uint8 RGB: the first frame ``diffmatte video``
+    mattes, the picture its ``--trimap`` is for."""
+    return next(read_frames(path, limit=1, start=start))
 
 
 def check_sink_path(path: str | os.PathLike[str], kind: Kind, overwrite: bool, inputs: tuple[Path, ...] = ()) -> Path:
@@ -159,9 +173,10 @@ class FrameSink:
     ``commit()``; ``discard()`` (or leaving a ``with`` block on an exception) removes it."""
 
     def __init__(self, path: Path, kind: Kind, fps: Fraction, size: tuple[int, int],
-                 audio_from: Path | None = None) -> None:
+                 audio_from: Path | None = None, audio_start: Fraction = Fraction(0)) -> None:
         self.path, self.kind, self.fps, self.size = path, kind, fps, size
         self.audio_from = audio_from
+        self.audio_start = audio_start  # the source's time (s) at the first frame written
         self.count = 0
         self.folder = kind == "alpha" and not path.suffix
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -237,13 +252,19 @@ class FrameSink:
             return
         # The matte may stop before the clip does (--max-frames): audio past its last frame would
         # make players run on over a frozen picture.
-        end = Fraction(self.count) / Fraction(self._stream.average_rate or self.fps)
+        begin = self.audio_start
+        end = begin + Fraction(self.count) / Fraction(self._stream.average_rate or self.fps)
         try:
             for packet in source.demux(source.streams.audio[0]):
-                if packet.dts is None:
+                if packet.dts is None or packet.pts is None:
                     continue
-                if packet.pts is not None and packet.pts * packet.time_base >= end:
+                if packet.pts * packet.time_base >= end:
                     break
+                if begin:  # --start: the audio before it goes, the rest moves to the frames' time 0
+                    if packet.pts * packet.time_base < begin:
+                        continue
+                    shift = round(begin / packet.time_base)
+                    packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
                 packet.stream = self._audio_out
                 self._container.mux(packet)
         except av.error.FFmpegError as e:
