@@ -620,3 +620,18 @@ def test_cli_start_and_audio(tmp_path: Path, tiny_path: Path, capsys: pytest.Cap
         err = capsys.readouterr().err
         assert exc.value.code == 2 and message in err and "Traceback" not in err, err
     assert not (tmp_path / "b").exists() and not (tmp_path / "x.png").exists()
+
+
+def test_cli_resolution(tmp_path: Path, tiny_path: Path, clip_env: tuple[Path, Path],
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    from diffmatte.cli import main
+
+    clip, first = clip_env
+    r = invoke(clip, "--trimap", first, "-o", tmp_path / "a", "--model", tiny_path, "--steps", "1",
+               "--max-frames", "2", "--resolution", "full", "-v")
+    assert r.exit_code == 0 and "working size full" in r.output, r.output
+    with pytest.raises(SystemExit) as exc:
+        main(["video", str(clip), "--trimap", str(first), "-o", str(tmp_path / "b"), "--resolution", "big"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--resolution must be auto, full or a positive number" in err
+    assert not (tmp_path / "b").exists()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 import click
 
+from ..errors import InputError
 from ..limits import DEFAULT_MAX_PIXELS
 from ..registry import DEFAULT_MODEL
 
@@ -25,6 +26,8 @@ __all__ = [
     "overwrite_option",
     "max_pixels_option",
     "band_option",
+    "resolution_option",
+    "parse_resolution",
     "echo_warnings",
 ]
 
@@ -82,6 +85,33 @@ def band_option(f: F) -> F:
         metavar="PX",
         help="Half-width of the unknown band around the mask edge [default: 2% of the longer side, min 5].",
     )(f)
+
+
+def resolution_option(f: F) -> F:
+    return click.option(
+        "--resolution",
+        default="auto",
+        show_default=True,
+        metavar="auto|full|MEGAPIXELS",
+        help="Size the network mattes at: auto = the model's own (the packaged model's working size; full "
+        "for official checkpoints), full = the image's size, or a number of megapixels. Larger images are "
+        "matted at that size and the matte is brought back to full size guided by the image.",
+    )(f)
+
+
+def parse_resolution(text: str) -> float | None:
+    """``--resolution``'s value as ``working_megapixels`` (None: the model's own; 0: full size)."""
+    if text == "auto":
+        return None
+    if text == "full":
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise InputError(f"--resolution must be auto, full or a positive number of megapixels, got {text!r}")
+    return value
 
 
 @contextlib.contextmanager

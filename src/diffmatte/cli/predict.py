@@ -24,6 +24,8 @@ from .options import (
     max_pixels_option,
     model_option,
     overwrite_option,
+    parse_resolution,
+    resolution_option,
     seed_option,
     steps_option,
     threads_option,
@@ -398,15 +400,7 @@ def _run_folder(
     help="Network arithmetic. auto: bf16 on CPUs with bf16 instructions (AVX512-BF16, AMX) and on GPUs "
     "(1.5-2x faster, SAD within 1% of fp32), fp32 elsewhere; -v says which ran.",
 )
-@click.option(
-    "--resolution",
-    default="auto",
-    show_default=True,
-    metavar="auto|full|MEGAPIXELS",
-    help="Size the network mattes at: auto = the model's own (the packaged model's working size; full "
-    "for official checkpoints), full = the image's size, or a number of megapixels. Larger images are "
-    "matted at that size and the matte is brought back to full size guided by the image.",
-)
+@resolution_option
 @click.option("--flip-tta", is_flag=True, help="Also matte the mirrored image and average the two (twice the time).")
 @click.option(
     "--fusion/--no-fusion",
@@ -470,7 +464,7 @@ def command(
         background=background,
         overwrite=overwrite,
         precision=precision,
-        working_megapixels=_parse_resolution(resolution),
+        working_megapixels=parse_resolution(resolution),
         flip_tta=flip_tta,
         fusion=fusion,
         seeds=seeds,
@@ -509,20 +503,6 @@ def command(
         world.close()
     if failed:
         ctx.exit(1)
-
-
-def _parse_resolution(text: str) -> float | None:
-    if text == "auto":
-        return None
-    if text == "full":
-        return 0.0
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise InputError(f"--resolution must be auto, full or a positive number of megapixels, got {text!r}")
-    return value
 
 
 def _wrote(job: Job) -> str:

@@ -21,6 +21,8 @@ from .options import (
     echo_warnings,
     model_option,
     overwrite_option,
+    parse_resolution,
+    resolution_option,
     seed_option,
     steps_option,
     threads_option,
@@ -86,6 +88,7 @@ not changed, which removes flicker from sensor noise (0 turns it off).
               help="Weight of the previous matte where the picture is unchanged (0 = off).")
 @seed_option
 @click.option("--fusion/--no-fusion", default=None, help="Closed-form fusion per frame [default: the model's].")
+@resolution_option
 @click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto", show_default=True,
               help="Network arithmetic: auto picks bf16 where the CPU multiplies it natively.")
 @click.option("--start", type=click.FloatRange(0.0), default=0.0, metavar="SECONDS",
@@ -98,8 +101,8 @@ not changed, which removes flicker from sensor noise (0 turns it off).
 @click.option("-v", "--verbose", is_flag=True, help="Print the settings and each frame's steps and time.")
 def command(clip: Path, output: Path, trimap_path: Path | None, trimaps_dir: Path | None, auto_trimap: bool,
             cutout: Path | None, background: str | None, despill: bool, model: str, steps: int, mode: str,
-            warm_steps: int, warm_start: float, steady: float, seed: int, fusion: bool | None, precision: str,
-            start: float, max_frames: int, band: int | None, threads: int | None, overwrite: bool,
+            warm_steps: int, warm_start: float, steady: float, seed: int, fusion: bool | None, resolution: str,
+            precision: str, start: float, max_frames: int, band: int | None, threads: int | None, overwrite: bool,
             verbose: bool) -> None:
     from ..video.container import check_sink_path, probe
 
@@ -111,6 +114,7 @@ def command(clip: Path, output: Path, trimap_path: Path | None, trimaps_dir: Pat
         raise InputError("--background needs --cutout (the file to write the composite to)")
     if despill and cutout is None:
         raise InputError("--despill changes the cutout's colours: add --cutout FILE")
+    working_megapixels = parse_resolution(resolution)
     info = probe(clip)
     first_index = start_frame(info, start)
     check_sink_path(output, "alpha", overwrite, inputs=(clip,))
@@ -130,7 +134,8 @@ def command(clip: Path, output: Path, trimap_path: Path | None, trimaps_dir: Pat
         net = load_model(model, precision=precision)
         auto = _auto_maker(band) if auto_trimap else None
         _run(net, info, output, cutout, backdrop, first, per_frame, auto, mode, steps, warm_steps, warm_start,
-             steady, seed, fusion, max_frames, verbose, echo, despill=despill, start=first_index)
+             steady, seed, fusion, max_frames, verbose, echo, despill=despill, start=first_index,
+             working_megapixels=working_megapixels)
 
 
 def start_frame(info: Any, seconds: float) -> int:
@@ -201,7 +206,7 @@ def _looped(path: Path, read: Callable[..., Iterator[Any]]) -> Iterator[Any]:
 def _run(net: Any, info: Any, output: Path, cutout: Path | None, backdrop: Any, first: Any, per_frame: Any,
          auto: Any, mode: str, steps: int, warm_steps: int, warm_start: float, steady: float, seed: int,
          fusion: bool | None, max_frames: int, verbose: bool, echo: Callable[[str], None], *,
-         despill: bool = False, start: int = 0) -> None:
+         despill: bool = False, start: int = 0, working_megapixels: float | None = None) -> None:
     from tqdm import tqdm
 
     from ..foreground import composite
@@ -210,11 +215,13 @@ def _run(net: Any, info: Any, output: Path, cutout: Path | None, backdrop: Any, 
     from ..video.matting import VideoOptions, matte_video
 
     options = VideoOptions(mode=mode, steps=steps, warm_steps=warm_steps, warm_start=warm_start, steady=steady,
-                           seed=seed, fusion=fusion)  # type: ignore[arg-type]
+                           seed=seed, fusion=fusion, working_megapixels=working_megapixels)  # type: ignore[arg-type]
     if verbose:
         echo(f"{info.path}: {info.width}x{info.height}, {float(info.fps):.3f} frames/s, about {info.frames} frames"
              f"{', audio' if info.has_audio else ''}; {explain_precision('auto', net.precision, net.device.type)}, "
-             f"mode {mode} ({steps} steps, then {warm_steps} from t={warm_start}), steady {steady}")
+             f"mode {mode} ({steps} steps, then {warm_steps} from t={warm_start}), steady {steady}, working size "
+             + ("the model's" if working_megapixels is None else f"{working_megapixels:g} MP" if working_megapixels
+                else "full"))
     trimaps = None
     if per_frame is not None:
         from ..io import read_trimap, trimap_levels
