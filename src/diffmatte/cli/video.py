@@ -104,7 +104,7 @@ def command(clip: Path, output: Path, trimap_path: Path | None, trimaps_dir: Pat
             warm_steps: int, warm_start: float, steady: float, seed: int, fusion: bool | None, resolution: str,
             precision: str, start: float, max_frames: int, band: int | None, threads: int | None, overwrite: bool,
             verbose: bool) -> None:
-    from ..video.container import check_sink_path, probe
+    from ..video.container import check_sink_path, frame_at, probe
 
     if sum(x is not None and x is not False for x in (trimap_path, trimaps_dir, auto_trimap or None)) == 0:
         raise InputError("give the first frame's trimap (--trimap), one per frame (--trimaps DIR) or --auto-trimap")
@@ -116,7 +116,7 @@ def command(clip: Path, output: Path, trimap_path: Path | None, trimaps_dir: Pat
         raise InputError("--despill changes the cutout's colours: add --cutout FILE")
     working_megapixels = parse_resolution(resolution)
     info = probe(clip)
-    first_index = start_frame(info, start)
+    first_index = frame_at(info, start, "--start")
     check_sink_path(output, "alpha", overwrite, inputs=(clip,))
     if cutout is not None:
         check_sink_path(cutout, "composite" if background is not None else "cutout", overwrite, inputs=(clip,))
@@ -137,15 +137,6 @@ def command(clip: Path, output: Path, trimap_path: Path | None, trimaps_dir: Pat
              steady, seed, fusion, max_frames, verbose, echo, despill=despill, start=first_index,
              working_megapixels=working_megapixels)
 
-
-def start_frame(info: Any, seconds: float) -> int:
-    """The index of the frame nearest ``seconds`` into the clip (``--start``), checked against
-    its length where the header gives one."""
-    index = round(seconds * float(info.fps))
-    if index and info.frames and index >= info.frames:
-        raise InputError(f"--start {seconds:g} s is past the end of {info.path} ({info.frames} frames, "
-                         f"{info.frames / float(info.fps):.2f} s)")
-    return index
 
 
 def _read_first_trimap(path: Path, width: int, height: int) -> "np.ndarray":

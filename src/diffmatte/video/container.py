@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import DiffMatteError, InputError
 from ..writers import check_writable_folder, to_uint8
 
-__all__ = ["ClipInfo", "probe", "read_frames", "first_frame", "is_video_path", "VIDEO_SUFFIXES", "Kind", "FrameSink",
+__all__ = ["ClipInfo", "probe", "frame_at", "read_frames", "first_frame", "is_video_path", "VIDEO_SUFFIXES", "Kind", "FrameSink",
            "check_sink_path", "KINDS"]
 
 Kind = Literal["alpha", "cutout", "composite"]
@@ -103,6 +103,16 @@ def probe(path: str | os.PathLike[str]) -> ClipInfo:
         return ClipInfo(Path(path), int(cc.width), int(cc.height), Fraction(fps), frames, bool(container.streams.audio))
     finally:
         container.close()
+
+
+def frame_at(info: ClipInfo, seconds: float, what: str = "the time") -> int:
+    """The index of ``info``'s frame nearest ``seconds`` from its start; InputError (naming the
+    value as ``what``) when that is past its end, where the header gives its length."""
+    index = round(seconds * float(info.fps))
+    if index and info.frames and index >= info.frames:
+        raise InputError(f"{what} {seconds:g} s is past the end of {info.path} ({info.frames} frames, "
+                         f"{info.frames / float(info.fps):.2f} s)")
+    return index
 
 
 def read_frames(path: str | os.PathLike[str], limit: int = 0, start: int = 0) -> Iterator[np.ndarray]:
