@@ -44,14 +44,7 @@ BLENDS = [("none", 0.0, False, "linear"), ("tap", 0.3, False, "linear"), ("tap",
 
 
 def _moved(x: np.ndarray, flow: np.ndarray, interpolation: str) -> np.ndarray:
-    if interpolation == "linear":
-        return warp(x.astype(np.float32), flow.astype(np.float32), border_value=None)
-    import cv2
-
-    h, w = flow.shape[:2]
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    return cv2.remap(x.astype(np.float32), gx + flow[..., 0].astype(np.float32), gy + flow[..., 1].astype(np.float32),
-                     interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    return warp(x.astype(np.float32), flow.astype(np.float32), border_value=None, cubic=interpolation == "cubic")
 
 
 def coherence(z: dict[str, np.ndarray]) -> tuple[float, float]:
@@ -134,7 +127,8 @@ def main() -> None:
              "dtssd": round(float(np.mean([r["dtssd"] for r in sel])), 3),
              "lower_on": sum(r["dtssd"] < base[r["clip"]] for r in sel)}
         summary.append(s)
-        print(f"| {kind} | {k} | {s['motion']} | {interpolation} | {s['sad']} | {s['dtssd']} | {s['lower_on']} of {len(sel)} |")
+        print(f"| {kind} | {k} | {s['motion']} | {interpolation} | {s['sad']} | {s['dtssd']} "
+              f"| {s['lower_on']} of {len(sel)} |")
     if args.json:
         args.json.write_text(json.dumps({"command": " ".join(["python"] + sys.argv), "clips": clips,
                                          "rows": rows, "summary": summary}, indent=1) + "\n")

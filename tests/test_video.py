@@ -291,10 +291,12 @@ def test_per_frame_trimaps_win_over_carrying(tiny: DiffMatte) -> None:
 
 
 # -- files ---------------------------------------------------------------------------------------------------
-def write_clip(path: Path, frames: list[np.ndarray], audio: bool = False, fps: int = 12) -> Path:
+def write_clip(path: Path, frames: list[np.ndarray], audio: bool = False, fps: int = 12, codec: str = "ffv1",
+               pix_fmt: str = "yuv444p", options: dict[str, str] | None = None) -> Path:
     c = av.open(str(path), "w")
-    s = c.add_stream("ffv1", rate=fps)
-    s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv444p"
+    s = c.add_stream(codec, rate=fps)
+    s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], pix_fmt
+    s.options = options or {}
     a = c.add_stream("aac", rate=48000) if audio else None
     for i, f in enumerate(frames):
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
@@ -405,6 +407,15 @@ def invoke(*args: object) -> Result:
     return CliRunner().invoke(cli, ["video", *[str(a) for a in args]])
 
 
+def run_main(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
+    """The real entry point (an error is one line and exit status 2): (status, stderr)."""
+    from diffmatte.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    return int(exc.value.code or 0), capsys.readouterr().err
+
+
 @pytest.fixture
 def clip_env(tmp_path: Path) -> tuple[Path, Path]:
     frames, tri = _clip(3)
@@ -439,13 +450,9 @@ def test_cli_end_to_end(tmp_path: Path, tiny_path: Path, clip_env: tuple[Path, P
 def test_cli_bad_inputs(tmp_path: Path, tiny_path: Path, clip_env: tuple[Path, Path],
                         capsys: pytest.CaptureFixture[str]) -> None:
     clip, first = clip_env
-    from diffmatte.cli import main
 
     def run(*args: object) -> tuple[int, str]:
-        # the real entry point: an error is one line and exit status 2
-        with pytest.raises(SystemExit) as exc:
-            main(["video", *[str(a) for a in args]])
-        return int(exc.value.code or 0), capsys.readouterr().err
+        return run_main(capsys, "video", *args)
 
     (tmp_path / "notes.txt").write_text("not a video")
     c = av.open(str(tmp_path / "sound.m4a"), "w")
@@ -541,8 +548,6 @@ def test_trimap_of_a_clips_first_frame(tmp_path: Path, clip_env: tuple[Path, Pat
 @pytest.mark.parametrize("case", ["image", "exists", "broken"])
 def test_trimap_of_a_clip_bad_input(tmp_path: Path, clip_env: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
                                     case: str) -> None:
-    from diffmatte.cli import main
-
     clip, first = clip_env
     (tmp_path / "old.png").write_bytes(b"keep")
     (tmp_path / "bad.mp4").write_bytes(b"not a video at all")
@@ -551,11 +556,9 @@ def test_trimap_of_a_clip_bad_input(tmp_path: Path, clip_env: tuple[Path, Path],
         "exists": (clip, tmp_path / "old.png", "--overwrite"),
         "broken": (tmp_path / "bad.mp4", None, "not a video file"),
     }[case]
-    args = ["trimap", str(source), "--mask", str(first), "-o", str(tmp_path / "t.png")]
-    with pytest.raises(SystemExit) as exc:  # the real entry point: one line and exit status 2
-        main(args + (["--save-frame", str(frame_out)] if frame_out else []))
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and message in err and "Traceback" not in err, err
+    args = ["trimap", source, "--mask", first, "-o", tmp_path / "t.png"]
+    code, err = run_main(capsys, *args, *(["--save-frame", frame_out] if frame_out else []))
+    assert code == 2 and message in err and "Traceback" not in err, err
     assert not (tmp_path / "t.png").exists() and not (tmp_path / "f.png").exists()
     assert (tmp_path / "old.png").read_bytes() == b"keep"
 
@@ -565,26 +568,12 @@ def _numbered(n: int) -> list[np.ndarray]:
     return [np.full((H, W, 3), 20 + 9 * i, np.uint8) for i in range(n)]
 
 
-def _h264_clip(path: Path, frames: list[np.ndarray], fps: int = 12) -> Path:
-    c = av.open(str(path), "w")
-    s = c.add_stream("libx264", rate=fps)
-    s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-    s.options = {"g": "8", "crf": "0"}  # a keyframe every 8 frames: a seek lands before the start, not on it
-    for i, f in enumerate(frames):
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
-        vf.pts = i
-        for p in s.encode(vf):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
-    return path
-
-
 @pytest.mark.parametrize("container", ["ffv1", "h264"])
 def test_read_frames_from_a_start_frame(tmp_path: Path, container: str) -> None:
     frames = _numbered(20)
-    clip = (write_clip(tmp_path / "c.mkv", frames) if container == "ffv1" else _h264_clip(tmp_path / "c.mp4", frames))
+    # H.264 with a keyframe every 8 frames: a seek lands before the start, not on it
+    clip = (write_clip(tmp_path / "c.mkv", frames) if container == "ffv1" else
+            write_clip(tmp_path / "c.mp4", frames, codec="libx264", pix_fmt="yuv420p", options={"g": "8", "crf": "0"}))
     for start in (0, 5, 8, 13, 19):
         got = list(read_frames(clip, start=start, limit=3))
         index = [int(round((g.astype(float).mean() - 20) / 9)) for g in got]  # YUV rounding moves a level by 1-2
@@ -594,8 +583,6 @@ def test_read_frames_from_a_start_frame(tmp_path: Path, container: str) -> None:
 
 
 def test_cli_start_and_audio(tmp_path: Path, tiny_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from diffmatte.cli import main
-
     frames, tri = _clip(24)  # 2 s at 12 frames/s, with audio
     clip = write_clip(tmp_path / "clip.mkv", frames, audio=True)
     Image.fromarray(tri).save(tmp_path / "t0.png")
@@ -615,23 +602,17 @@ def test_cli_start_and_audio(tmp_path: Path, tiny_path: Path, capsys: pytest.Cap
     for args, message in ((["video", clip, "--trimap", tmp_path / "t12.png", "--start", "5", "-o", tmp_path / "b"],
                            "past the end"),
                           (["trimap", tmp_path / "t0.png", "--start", "1", "-o", tmp_path / "x.png"], "is not a video")):
-        with pytest.raises(SystemExit) as exc:
-            main([str(a) for a in args])
-        err = capsys.readouterr().err
-        assert exc.value.code == 2 and message in err and "Traceback" not in err, err
+        code, err = run_main(capsys, *args)
+        assert code == 2 and message in err and "Traceback" not in err, err
     assert not (tmp_path / "b").exists() and not (tmp_path / "x.png").exists()
 
 
 def test_cli_resolution(tmp_path: Path, tiny_path: Path, clip_env: tuple[Path, Path],
                         capsys: pytest.CaptureFixture[str]) -> None:
-    from diffmatte.cli import main
-
     clip, first = clip_env
     r = invoke(clip, "--trimap", first, "-o", tmp_path / "a", "--model", tiny_path, "--steps", "1",
                "--max-frames", "2", "--resolution", "full", "-v")
     assert r.exit_code == 0 and "working size full" in r.output, r.output
-    with pytest.raises(SystemExit) as exc:
-        main(["video", str(clip), "--trimap", str(first), "-o", str(tmp_path / "b"), "--resolution", "big"])
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and "--resolution must be auto, full or a positive number" in err
+    code, err = run_main(capsys, "video", clip, "--trimap", first, "-o", tmp_path / "b", "--resolution", "big")
+    assert code == 2 and "--resolution must be auto, full or a positive number" in err
     assert not (tmp_path / "b").exists()

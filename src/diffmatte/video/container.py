@@ -24,8 +24,8 @@ import numpy as np
 from ..errors import DiffMatteError, InputError
 from ..writers import check_writable_folder, to_uint8
 
-__all__ = ["ClipInfo", "probe", "frame_at", "read_frames", "first_frame", "is_video_path", "VIDEO_SUFFIXES", "Kind", "FrameSink",
-           "check_sink_path", "KINDS"]
+__all__ = ["ClipInfo", "probe", "frame_at", "read_frames", "first_frame", "is_video_path", "VIDEO_SUFFIXES", "Kind",
+           "FrameSink", "check_sink_path", "KINDS"]
 
 Kind = Literal["alpha", "cutout", "composite"]
 # kind -> extension -> (codec, pixel format, options)
@@ -88,12 +88,16 @@ def _open_input(path: str | os.PathLike[str]) -> Any:
     return container
 
 
+def _frame_rate(stream: Any) -> Fraction:
+    return stream.average_rate or stream.guessed_rate or Fraction(25)
+
+
 def probe(path: str | os.PathLike[str]) -> ClipInfo:
     """What a clip holds, from its header (nothing decoded)."""
     container = _open_input(path)
     try:
         stream = container.streams.video[0]
-        fps = stream.average_rate or stream.guessed_rate or Fraction(25)
+        fps = _frame_rate(stream)
         frames = int(stream.frames or 0)
         if not frames and stream.duration and stream.time_base:
             frames = int(round(float(stream.duration * stream.time_base) * float(fps)))
@@ -126,11 +130,11 @@ def read_frames(path: str | os.PathLike[str], limit: int = 0, start: int = 0) ->
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        fps = stream.average_rate or stream.guessed_rate or Fraction(25)
+        fps = float(_frame_rate(stream))
         origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         if start > 0:
             # half a frame early: a keyframe exactly at the target must not be skipped over
-            target = origin + (start - 0.5) / float(fps)
+            target = origin + (start - 0.5) / fps
             container.seek(max(int(target / stream.time_base), 0), stream=stream, backward=True)
         try:
             for frame in container.decode(stream):
@@ -138,7 +142,7 @@ def read_frames(path: str | os.PathLike[str], limit: int = 0, start: int = 0) ->
                     if frame.time is None:
                         raise InputError(f"video {path}: its frames carry no timestamps, so frame {start} "
                                          "cannot be found; matte from the start (leave out --start)")
-                    if round((frame.time - origin) * float(fps)) < start:
+                    if round((frame.time - origin) * fps) < start:
                         continue
                 yield frame.to_ndarray(format="rgb24")
                 count += 1
@@ -268,10 +272,11 @@ class FrameSink:
             for packet in source.demux(source.streams.audio[0]):
                 if packet.dts is None or packet.pts is None:
                     continue
-                if packet.pts * packet.time_base >= end:
+                at = packet.pts * packet.time_base
+                if at >= end:
                     break
                 if begin:  # --start: the audio before it goes, the rest moves to the frames' time 0
-                    if packet.pts * packet.time_base < begin:
+                    if at < begin:
                         continue
                     shift = round(begin / packet.time_base)
                     packet.pts, packet.dts = packet.pts - shift, packet.dts - shift

@@ -48,10 +48,12 @@ def _small_shape(h: int, w: int, side: int) -> tuple[int, int]:
     return max(8, round(h * scale)), max(8, round(w * scale))
 
 
-def warp(x: np.ndarray, flow: np.ndarray, border_value: float | None = 0.0, nearest: bool = False) -> np.ndarray:
+def warp(x: np.ndarray, flow: np.ndarray, border_value: float | None = 0.0, nearest: bool = False,
+         cubic: bool = False) -> np.ndarray:
     """``x`` of the previous frame seen from the current one: out[y, x] = x[y + fy, x + fx]
     (bilinear; outside the previous frame, ``border_value``, or the nearest edge pixel's value
-    when None; ``nearest``: nearest-pixel sampling, for labels). ``x``: (H, W) or (H, W, C)."""
+    when None; ``nearest``: nearest-pixel sampling, for labels; ``cubic``: bicubic, sharper and
+    may overshoot). ``x``: (H, W) or (H, W, C)."""
     import cv2
 
     h, w = flow.shape[:2]
@@ -61,7 +63,7 @@ def warp(x: np.ndarray, flow: np.ndarray, border_value: float | None = 0.0, near
     map_x = gx + flow[..., 0]
     map_y = gy + flow[..., 1]
     src = np.ascontiguousarray(x if nearest or x.dtype == np.float32 else x.astype(np.float32))
-    how = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+    how = cv2.INTER_NEAREST if nearest else cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
     if border_value is None:
         return cv2.remap(src, map_x, map_y, interpolation=how, borderMode=cv2.BORDER_REPLICATE)
     return cv2.remap(src, map_x, map_y, interpolation=how, borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
